@@ -1,0 +1,5 @@
+"""Segmentation networks: (N, in_channels, H, W) images to (N, num_classes, H, W) logits."""
+
+from seglab.models.unet import UNet
+
+__all__ = ["UNet"]

@@ -1,0 +1,126 @@
+"""The U-Net of Ronneberger et al. (2015), with the options practitioners use today.
+
+Contracting path: ``depth`` blocks of two 3x3 convolutions + ReLU, each followed by a 2x2 max-pool,
+the number of feature maps doubling at every step; a bottleneck block; an expanding path whose
+steps up-sample (2x2 transposed convolution halving the channels, or bilinear up-sampling), concat
+the skip feature map of the same level and apply two 3x3 convolutions; a final 1x1 convolution
+gives one logit map per class. Softmax and loss live in :class:`seglab.module.SegmentationModule`.
+
+``padding="same"`` keeps the spatial size; inputs whose height or width is not a multiple of
+``2**depth`` are zero-padded on the bottom/right and the logits are cropped back to the input size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DoubleConv(nn.Sequential):
+    """(3x3 conv -> [batch norm] -> ReLU) x 2."""
+
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True):
+        layers: list[nn.Module] = []
+        for channels_in in (in_channels, out_channels):
+            layers.append(
+                nn.Conv2d(channels_in, out_channels, kernel_size=3, padding=1, bias=not batch_norm)
+            )
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class Down(nn.Sequential):
+    """2x2 max-pool followed by a double convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True):
+        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels, batch_norm))
+
+
+class Up(nn.Module):
+    """Up-sample, concatenate the skip feature map, double convolution.
+
+    ``in_channels`` are the channels coming from below; the skip map has ``in_channels // 2``.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, bilinear: bool, batch_norm: bool = True
+    ):
+        super().__init__()
+        skip_channels = in_channels // 2
+        if bilinear:
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_channels, skip_channels, kernel_size=1),
+            )
+        else:
+            self.up = nn.ConvTranspose2d(in_channels, skip_channels, kernel_size=2, stride=2)
+        self.conv = DoubleConv(skip_channels * 2, out_channels, batch_norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class UNet(nn.Module):
+    """U-Net for ``num_classes``-way per-pixel classification.
+
+    Args:
+        in_channels: channels of the input image (1 for grayscale, 3 for RGB).
+        num_classes: number of output logit maps (background included).
+        depth: number of contraction (max-pool) steps; the paper uses 4.
+        base_width: feature maps of the first block; the paper uses 64. Each level doubles it.
+        batch_norm: add batch normalisation after every convolution (not in the paper).
+        bilinear: bilinear up-sampling + 1x1 conv instead of the paper's 2x2 transposed conv.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        depth: int = 4,
+        base_width: int = 64,
+        batch_norm: bool = True,
+        bilinear: bool = False,
+    ):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"UNet depth must be >= 1, got {depth}")
+        if in_channels < 1 or num_classes < 1 or base_width < 1:
+            raise ValueError(
+                "UNet in_channels, num_classes and base_width must be positive, got "
+                f"in_channels={in_channels}, num_classes={num_classes}, base_width={base_width}"
+            )
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.depth = depth
+        widths = [base_width * 2**level for level in range(depth + 1)]
+        self.inc = DoubleConv(in_channels, widths[0], batch_norm)
+        self.downs = nn.ModuleList(
+            Down(widths[level], widths[level + 1], batch_norm) for level in range(depth)
+        )
+        self.ups = nn.ModuleList(
+            Up(widths[level + 1], widths[level], bilinear, batch_norm)
+            for level in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width that need no padding are multiples of this."""
+        return 2**self.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        multiple = self.size_multiple
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        skips = [self.inc(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        x = skips.pop()
+        for up in self.ups:
+            x = up(x, skips.pop())
+        return self.head(x)[..., :height, :width]

@@ -1,0 +1,128 @@
+"""SegmentationModule: any ``nn.Module`` that maps images to per-class logits, trained with a
+configurable loss, optimiser and scheduler, and measured with :mod:`seglab.metrics`.
+
+Logged names: ``<stage>/loss``, ``<stage>/iou``, ``<stage>/dice``, ``<stage>/accuracy``,
+``<stage>/iou/<class>``, ``<stage>/dice/<class>`` for stage in train, val, test, and
+``val/dice_best``, the best validation Dice so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MaxMetric
+
+from seglab.metrics import segmentation_metrics
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+STAGES = ("train", "val", "test")
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class SegmentationModule(L.LightningModule):
+    """Trains ``net`` for per-pixel classification.
+
+    Args:
+        net: maps (N, in_channels, H, W) to (N, num_classes, H, W) logits.
+        loss: called as ``loss(logits, target)`` with int64 (N, H, W) targets.
+        optimizer: factory ``optimizer(params=...)``, e.g. a Hydra ``_partial_`` of AdamW.
+        scheduler: optional factory ``scheduler(optimizer=...)``, stepped once per epoch.
+        class_names: one name per class index, used in per-class metric names.
+        ignore_index: target value excluded from the metrics (the loss has its own setting).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        class_names: Sequence[str] = ("background", "foreground"),
+        ignore_index: int = 255,
+    ):
+        super().__init__()
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.class_names = list(class_names)
+        self.ignore_index = ignore_index
+        num_classes = len(self.class_names)
+        # ModuleDict keys may not be "train" (nn.Module.train): key by "<stage>_".
+        self.metrics = nn.ModuleDict(
+            {f"{stage}_": segmentation_metrics(num_classes, ignore_index) for stage in STAGES}
+        )
+        self.val_dice_best = MaxMetric()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        images, masks = batch["image"], batch["mask"]
+        logits = self(images)
+        loss = self.loss(logits, masks)
+        self.metrics[f"{stage}_"].update(logits.argmax(dim=1), masks)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=stage != "train",
+            batch_size=images.shape[0],
+        )
+        return loss
+
+    def _log_epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
+        """Compute (synchronised across processes), log and reset the stage's metrics."""
+        values = self.metrics[f"{stage}_"].compute()
+        self.metrics[f"{stage}_"].reset()
+        logged = {f"{stage}/{name}": values[name] for name in ("iou", "dice", "accuracy")}
+        for name in ("iou", "dice"):
+            for class_name, value in zip(self.class_names, values[f"{name}_per_class"], strict=True):
+                logged[f"{stage}/{name}/{class_name}"] = value
+        self.log_dict(logged, prog_bar=False, sync_dist=True)
+        return logged
+
+    def on_train_start(self) -> None:
+        # The sanity-check validation must not count towards the best score.
+        self.metrics["val_"].reset()
+        self.val_dice_best.reset()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        logged = self._log_epoch_metrics("val")
+        self.val_dice_best.update(logged["val/dice"])
+        self.log("val/dice_best", self.val_dice_best.compute(), prog_bar=True, sync_dist=True)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self(batch["image"]).softmax(dim=1)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": self.scheduler_factory(optimizer=optimizer),
+                "interval": "epoch",
+            },
+        }

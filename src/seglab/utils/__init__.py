@@ -1,0 +1,1 @@
+"""Glue used by the task entry points: config tree, W&B mode, instantiation helpers."""

@@ -1,0 +1,34 @@
+"""Print the composed config as a rich tree (rank zero) and save it into the run directory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import rich
+import rich.syntax
+import rich.tree
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+FIRST_FIELDS = ("data", "model", "loss", "optimizer", "scheduler", "callbacks", "logger", "trainer")
+
+
+@rank_zero_only
+def print_config_tree(
+    cfg: DictConfig, save_to: str | Path | None = None, first: Sequence[str] = FIRST_FIELDS
+) -> None:
+    """Show each top-level field of ``cfg`` (resolved) as a branch; also write it to ``save_to``."""
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    fields = [f for f in first if f in cfg] + [f for f in cfg if f not in first and f != "hydra"]
+    for field in fields:
+        branch = tree.add(field, style="bold", guide_style="dim")
+        value = cfg[field]
+        text = (
+            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        )
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    rich.print(tree)
+    if save_to is not None:
+        with open(save_to, "w") as file:
+            rich.print(tree, file=file)

@@ -1,0 +1,82 @@
+"""Shared fixtures: offline W&B, no albumentations update check, configs composed in-process."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports wandb or albumentations.
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ["WANDB_SILENT"] = "true"
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from seglab.config import CONFIG_DIR  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ISBI_DIR = REPO_ROOT.parent / "shared" / "data" / "isbi2012_membrane"
+
+# A run small enough for a test: 32x32 images, a 2-level U-Net of width 4, 2 short epochs.
+TINY = [
+    "data.datasets.train.num_samples=16",
+    "data.datasets.val.num_samples=8",
+    "data.datasets.test.num_samples=8",
+    "data.datasets.train.image_size=32",
+    "data.datasets.val.image_size=32",
+    "data.datasets.test.image_size=32",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "model.depth=2",
+    "model.base_width=4",
+    "trainer.max_epochs=2",
+    "trainer.accelerator=cpu",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+]
+
+
+def compose_train(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
+    """``conf/train.yaml`` composed with ``overrides``, writing into ``output_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=False)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.paths.output_dir = str(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """The tiny training config, composed in-process (no W&B by default)."""
+    return lambda *overrides: compose_train(tmp_path, [*TINY, "logger=csv", *overrides])
+
+
+def run_train_script(
+    args: list[str], cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in a subprocess (as a user runs it; required for DDP)."""
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,78 @@
+"""Read an offline W&B run file (``run-<id>.wandb``) back through wandb's own protobuf records.
+
+The file is a LevelDB-style log: a 7-byte header (``:W&B``, 0xBEE1, version), then 32 KiB blocks
+of chunks, each with a 7-byte header (crc32 u32, length u16, type u8: 1 full, 2 first, 3 middle,
+4 last) whose payloads join into serialised ``wandb_internal_pb2.Record`` messages.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK = 32 * 1024
+HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def read_records(path: str | Path) -> list[wandb_internal_pb2.Record]:
+    data = Path(path).read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run file")
+    records, pending, offset = [], b"", HEADER
+    while offset + HEADER <= len(data):
+        room = BLOCK - offset % BLOCK
+        if room < HEADER:
+            offset += room
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[offset : offset + HEADER])
+        payload = data[offset + HEADER : offset + HEADER + length]
+        offset += HEADER + length
+        if kind == 0 and length == 0:
+            offset += BLOCK - offset % BLOCK if offset % BLOCK else 0
+            continue
+        if kind in (FULL, FIRST):
+            pending = payload
+        else:
+            pending += payload
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def history(records) -> list[dict]:
+    """The logged rows (``wandb.log`` calls), values decoded from JSON."""
+    rows = []
+    for record in records:
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
+    return rows
+
+
+def config(records) -> dict:
+    """The run config as logged (keys as given to ``wandb.config``)."""
+    values = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "config":
+            for item in record.config.update:
+                values[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return values
+
+
+def run_file(run_dir: str | Path) -> Path:
+    """The single offline run file under ``run_dir``; fails if there are none or several."""
+    files = sorted(Path(run_dir).glob("**/offline-run-*/run-*.wandb"))
+    if len(files) != 1:
+        raise AssertionError(f"expected one offline W&B run under {run_dir}, found {files}")
+    return files[0]

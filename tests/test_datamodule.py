@@ -1,0 +1,111 @@
+import albumentations as A
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from seglab.data import SegmentationDataModule, SyntheticShapes
+
+
+class ArrayDataset(Dataset):
+    def __init__(self, images, masks):
+        self.images, self.masks = images, masks
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "mask": self.masks[i]}
+
+
+def make_datamodule(train=None, **kwargs):
+    names = ["background", "disc", "square", "triangle"]
+    train = train or SyntheticShapes(num_samples=8, class_names=names, image_size=32, seed=0)
+    options = {
+        "datasets": {
+            "train": train,
+            "val": SyntheticShapes(num_samples=4, class_names=names, image_size=32, seed=1),
+        },
+        "class_names": names,
+        "in_channels": 1,
+        "batch_size": 4,
+        **kwargs,
+    }
+    return SegmentationDataModule(**options)
+
+
+def test_batches_follow_the_mask_convention():
+    batch = next(iter(make_datamodule().train_dataloader()))
+    assert batch["image"].shape == (4, 1, 32, 32) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (4, 32, 32) and batch["mask"].dtype == torch.int64
+    assert set(batch["mask"].unique().tolist()) <= {0, 1, 2, 3}
+
+
+def test_normalisation_uses_mean_and_std():
+    dm = make_datamodule(mean=[0.5], std=[0.25])
+    image = dm.split("val")[0]["image"]
+    raw = dm.datasets["val"][0]["image"][..., 0].astype(np.float32) / 255
+    assert torch.allclose(image[0], torch.from_numpy((raw - 0.5) / 0.25), atol=1e-5)
+
+
+def test_spatial_augmentation_never_changes_the_set_of_mask_values():
+    augmentation = {
+        "train": [
+            A.HorizontalFlip(p=1.0),
+            A.RandomRotate90(p=1.0),
+            A.Affine(rotate=(-30, 30), scale=(0.8, 1.2), p=1.0),
+        ]
+    }
+    dm = make_datamodule(augmentation=augmentation)
+    train = dm.split("train")
+    for i in range(len(train)):
+        raw = set(np.unique(dm.datasets["train"][i]["mask"]).tolist())
+        augmented = set(train[i]["mask"].unique().tolist())
+        assert augmented <= raw | {0}
+
+
+def test_unexpected_mask_values_name_sample_and_fix():
+    images = [np.zeros((16, 16, 1), np.uint8)] * 2
+    masks = [np.zeros((16, 16), np.uint8), np.full((16, 16), 255, np.uint8)]
+    masks[1][0, 0] = 0
+    dm = make_datamodule(train=ArrayDataset(images, masks), ignore_index=254)
+    with pytest.raises(ValueError, match=r"train sample 1 .*\[255\].*0/255 binary mask"):
+        dm.split("train")[1]
+
+
+def test_ignore_index_values_are_accepted():
+    images = [np.zeros((16, 16, 1), np.uint8)]
+    masks = [np.full((16, 16), 255, np.uint8)]
+    dm = make_datamodule(train=ArrayDataset(images, masks))
+    assert dm.split("train")[0]["mask"].unique().tolist() == [255]
+
+
+def test_channel_mismatch_is_reported_before_training():
+    with pytest.raises(ValueError, match="data.in_channels=1"):
+        make_datamodule(train=SyntheticShapes(num_samples=2, channels=3, image_size=32))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"mean": [0.5, 0.5]}, "one value per channel"),
+        ({"ignore_index": 2}, "collides"),
+    ],
+)
+def test_bad_settings_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_datamodule(**kwargs)
+
+
+def test_missing_val_split_is_reported():
+    with pytest.raises(ValueError, match="'train' and 'val'"):
+        SegmentationDataModule(
+            datasets={"train": SyntheticShapes(num_samples=2)},
+            class_names=["a", "b"],
+            in_channels=1,
+        )
+
+
+def test_test_loader_without_test_split_says_what_to_do():
+    with pytest.raises(ValueError, match="test=false"):
+        make_datamodule().test_dataloader()

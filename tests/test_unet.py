@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from seglab.models import UNet
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("size", [(32, 32), (33, 47), (64, 40), (17, 16)])
+def test_output_matches_input_size_at_every_depth(depth, size):
+    net = UNet(in_channels=1, num_classes=3, depth=depth, base_width=4).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 1, *size))
+    assert out.shape == (2, 3, *size)
+
+
+@pytest.mark.parametrize("bilinear", [False, True])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_variants_build_and_keep_shape(bilinear, batch_norm):
+    net = UNet(
+        in_channels=3,
+        num_classes=2,
+        depth=3,
+        base_width=8,
+        bilinear=bilinear,
+        batch_norm=batch_norm,
+    )
+    assert net(torch.randn(1, 3, 30, 30)).shape == (1, 2, 30, 30)
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    has_transposed = any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+    assert has_bn == batch_norm
+    assert has_transposed == (not bilinear)
+
+
+def test_padding_does_not_leak_into_the_cropped_output():
+    """Pixels of an odd-sized input are predicted from the padded tensor, then cropped exactly."""
+    torch.manual_seed(0)
+    net = UNet(in_channels=1, num_classes=2, depth=2, base_width=4, batch_norm=False).eval()
+    x = torch.randn(1, 1, 13, 13)
+    padded = torch.nn.functional.pad(x, (0, 3, 0, 3))
+    with torch.no_grad():
+        assert torch.allclose(net(x), net(padded)[..., :13, :13])
+
+
+def test_width_doubles_per_level_and_paper_count():
+    net = UNet(in_channels=1, num_classes=2, depth=4, base_width=64, batch_norm=False)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    widths = sorted({c.out_channels for c in convs})
+    assert widths == [2, 64, 128, 256, 512, 1024]
+    # the paper's network with same padding: 31.03M parameters
+    assert sum(p.numel() for p in net.parameters()) == 31_030_658
+
+
+def test_every_parameter_gets_a_gradient():
+    net = UNet(in_channels=1, num_classes=3, depth=3, base_width=4)
+    net(torch.randn(2, 1, 24, 24)).sum().backward()
+    missing = [name for name, p in net.named_parameters() if p.grad is None]
+    assert not missing
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"depth": 0}, "depth"),
+        ({"base_width": 0}, "base_width"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        UNet(**kwargs)
