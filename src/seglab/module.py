@@ -82,7 +82,8 @@ class SegmentationModule(L.LightningModule):
         self.metrics[f"{stage}_"].reset()
         logged = {f"{stage}/{name}": values[name] for name in ("iou", "dice", "accuracy")}
         for name in ("iou", "dice"):
-            for class_name, value in zip(self.class_names, values[f"{name}_per_class"], strict=True):
+            per_class = values[f"{name}_per_class"]
+            for class_name, value in zip(self.class_names, per_class, strict=True):
                 logged[f"{stage}/{name}/{class_name}"] = value
         self.log_dict(logged, prog_bar=False, sync_dist=True)
         return logged
