@@ -8,14 +8,18 @@ Logged names: ``<stage>/loss``, ``<stage>/iou``, ``<stage>/dice``, ``<stage>/acc
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MaxMetric
+from torchmetrics import MaxMetric, MeanMetric
 
 from seglab.metrics import segmentation_metrics
+
+# Epoch values are synchronised by torchmetrics before they are logged (see _log_epoch_metrics).
+warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 STAGES = ("train", "val", "test")
@@ -55,6 +59,7 @@ class SegmentationModule(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {f"{stage}_": segmentation_metrics(num_classes, ignore_index) for stage in STAGES}
         )
+        self.mean_loss = nn.ModuleDict({f"{stage}_": MeanMetric() for stage in STAGES})
         self.val_dice_best = MaxMetric()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -65,32 +70,35 @@ class SegmentationModule(L.LightningModule):
         logits = self(images)
         loss = self.loss(logits, masks)
         self.metrics[f"{stage}_"].update(logits.argmax(dim=1), masks)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=stage != "train",
-            batch_size=images.shape[0],
-        )
+        self.mean_loss[f"{stage}_"].update(loss.detach(), weight=images.shape[0])
+        if stage == "train":
+            # the running loss in the progress bar; the logged train/loss is the epoch mean
+            self.log("loss", loss, prog_bar=True, logger=False, on_step=True, on_epoch=False)
         return loss
 
     def _log_epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
-        """Compute (synchronised across processes), log and reset the stage's metrics."""
+        """Compute, log and reset the stage's loss and metrics.
+
+        torchmetrics synchronises the states across processes here, in a hook every rank runs in
+        the same order; so the values are logged without Lightning's own sync_dist, whose extra
+        collectives (started by rank zero's progress bar alone) could deadlock the ranks.
+        """
         values = self.metrics[f"{stage}_"].compute()
         self.metrics[f"{stage}_"].reset()
-        logged = {f"{stage}/{name}": values[name] for name in ("iou", "dice", "accuracy")}
+        logged = {f"{stage}/loss": self.mean_loss[f"{stage}_"].compute()}
+        self.mean_loss[f"{stage}_"].reset()
+        logged.update({f"{stage}/{name}": values[name] for name in ("iou", "dice", "accuracy")})
         for name in ("iou", "dice"):
             per_class = values[f"{name}_per_class"]
             for class_name, value in zip(self.class_names, per_class, strict=True):
                 logged[f"{stage}/{name}/{class_name}"] = value
-        self.log_dict(logged, prog_bar=False, sync_dist=True)
+        self.log_dict(logged)
         return logged
 
     def on_train_start(self) -> None:
         # The sanity-check validation must not count towards the best score.
         self.metrics["val_"].reset()
+        self.mean_loss["val_"].reset()
         self.val_dice_best.reset()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -105,7 +113,7 @@ class SegmentationModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         logged = self._log_epoch_metrics("val")
         self.val_dice_best.update(logged["val/dice"])
-        self.log("val/dice_best", self.val_dice_best.compute(), prog_bar=True, sync_dist=True)
+        self.log("val/dice_best", self.val_dice_best.compute(), prog_bar=True)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")

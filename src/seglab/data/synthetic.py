@@ -51,7 +51,7 @@ class SyntheticShapes(Dataset):
         image_size: int | Sequence[int] = 128,
         channels: int = 1,
         max_shapes: int = 3,
-        noise: float = 0.08,
+        noise: float = 0.05,
         seed: int = 0,
     ):
         shapes = list(class_names)[1:]
