@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ISBI_DIR = REPO_ROOT.parent / "shared" / "data" / "isbi2012_membrane"
 
 # A run small enough for a test: 32x32 images, a 2-level U-Net of width 4, 2 short epochs.
-TINY = [
+TINY_DATA = [
     "data.datasets.train.num_samples=16",
     "data.datasets.val.num_samples=8",
     "data.datasets.test.num_samples=8",
@@ -33,13 +33,15 @@ TINY = [
     "data.datasets.test.image_size=32",
     "data.batch_size=4",
     "data.num_workers=0",
-    "model.depth=2",
-    "model.base_width=4",
+]
+TINY_MODEL = ["model.depth=2", "model.base_width=4"]
+TINY_TRAINER = [
     "trainer.max_epochs=2",
     "trainer.accelerator=cpu",
     "callbacks.progress_bar=null",
     "callbacks.model_summary=null",
 ]
+TINY = [*TINY_DATA, *TINY_MODEL, *TINY_TRAINER]
 
 
 def compose_train(output_dir: Path, overrides: list[str] = ()) -> DictConfig:

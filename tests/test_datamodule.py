@@ -109,3 +109,40 @@ def test_missing_val_split_is_reported():
 def test_test_loader_without_test_split_says_what_to_do():
     with pytest.raises(ValueError, match="test=false"):
         make_datamodule().test_dataloader()
+
+
+def augmented_batches(seed: int, num_workers: int) -> list[torch.Tensor]:
+    import lightning as L
+
+    augmentation = {"train": [A.HorizontalFlip(p=0.5), A.RandomBrightnessContrast(p=1.0)]}
+    dm = make_datamodule(augmentation=augmentation, num_workers=num_workers)
+    L.seed_everything(seed, workers=True, verbose=False)
+    loader = dm.train_dataloader()
+    # Lightning's Trainer adds this worker seeding; a bare DataLoader needs it by hand.
+    from lightning.fabric.utilities.seed import pl_worker_init_function
+
+    loader.worker_init_fn = pl_worker_init_function
+    return [batch["image"] for batch in loader]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_augmentation_is_reproducible_under_a_seed(num_workers):
+    first = augmented_batches(7, num_workers)
+    again = augmented_batches(7, num_workers)
+    other = augmented_batches(8, num_workers)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_workers_do_not_repeat_each_others_augmentations():
+    """The same image seen by two workers gets different random augmentations."""
+    import lightning as L
+
+    same = ArrayDataset([np.full((16, 16, 1), 128, np.uint8)] * 8, [np.zeros((16, 16), np.uint8)] * 8)
+    dm = make_datamodule(
+        train=same, augmentation={"train": [A.RandomBrightnessContrast(p=1.0)]}, num_workers=2
+    )
+    L.seed_everything(0, workers=True, verbose=False)
+    batches = [b["image"] for b in dm.train_dataloader()]
+    assert len(batches) == 2  # one per worker
+    assert not torch.equal(batches[0], batches[1])

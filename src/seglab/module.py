@@ -21,8 +21,8 @@ from seglab.metrics import segmentation_metrics
 # Epoch values are synchronised by torchmetrics before they are logged (see _log_epoch_metrics).
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
 
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
 STAGES = ("train", "val", "test")
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 

@@ -31,6 +31,7 @@ class TransformedDataset(Dataset):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.split = split
+        self._transform_seed: int | None = None
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -38,8 +39,21 @@ class TransformedDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.dataset[index]
         self._check_mask(sample["mask"], index)
+        self._seed_transform()
         out = self.transform(image=sample["image"], mask=sample["mask"])
         return {"image": out["image"].float(), "mask": out["mask"].long()}
+
+    def _seed_transform(self) -> None:
+        """Seed the pipeline from torch's seed of this process or DataLoader worker.
+
+        Albumentations keeps its own random state and ignores global seeds; torch's initial seed
+        is set by ``seed_everything`` and differs per worker and per epoch, so augmentations are
+        reproducible under a seed and not repeated across workers.
+        """
+        seed = torch.initial_seed() % 2**32
+        if seed != self._transform_seed:
+            self.transform.set_random_seed(seed)
+            self._transform_seed = seed
 
     def _check_mask(self, mask: np.ndarray, index: int) -> None:
         values = np.unique(mask)
