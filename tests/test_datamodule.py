@@ -138,7 +138,8 @@ def test_workers_do_not_repeat_each_others_augmentations():
     """The same image seen by two workers gets different random augmentations."""
     import lightning as L
 
-    same = ArrayDataset([np.full((16, 16, 1), 128, np.uint8)] * 8, [np.zeros((16, 16), np.uint8)] * 8)
+    grey = np.full((16, 16, 1), 128, np.uint8)
+    same = ArrayDataset([grey] * 8, [np.zeros((16, 16), np.uint8)] * 8)
     dm = make_datamodule(
         train=same, augmentation={"train": [A.RandomBrightnessContrast(p=1.0)]}, num_workers=2
     )

@@ -1,4 +1,4 @@
-"""Two CPU processes under DDP, started the way users start them: ``python train.py trainer.devices=2``.
+"""Two CPU processes under DDP, started as users start them: ``python train.py trainer.devices=2``.
 
 DDP re-executes the script for rank 1, so these tests run the real script in a subprocess.
 """
