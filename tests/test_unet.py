@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from seglab.models import UNet
+from seglab.models.unet import center_crop
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
@@ -68,3 +69,35 @@ def test_every_parameter_gets_a_gradient():
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         UNet(**kwargs)
+
+
+def test_valid_padding_reproduces_the_paper_geometry():
+    net = UNet(
+        in_channels=1, num_classes=2, depth=4, base_width=64, batch_norm=False, padding="valid"
+    )
+    assert sum(p.numel() for p in net.parameters()) == 31_030_658
+    assert net.valid_output_size(572) == 388
+    small = UNet(in_channels=1, num_classes=2, depth=4, base_width=2, padding="valid").eval()
+    with torch.no_grad():
+        assert small(torch.randn(1, 1, 572, 572)).shape == (1, 2, 388, 388)
+
+
+@pytest.mark.parametrize("depth, size", [(1, 20), (2, 44), (3, 92)])
+def test_valid_padding_output_is_the_centre_of_the_input(depth, size):
+    net = UNet(in_channels=1, num_classes=2, depth=depth, base_width=4, padding="valid").eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 1, size, size + 2**depth))
+    assert out.shape[-2:] == (net.valid_output_size(size), net.valid_output_size(size + 2**depth))
+
+
+def test_valid_padding_names_the_nearest_sizes_that_fit():
+    net = UNet(in_channels=1, num_classes=2, depth=2, base_width=4, padding="valid")
+    with pytest.raises(ValueError, match="height of 45: use 48 or 44 .*model.padding=same"):
+        net(torch.randn(1, 1, 45, 44))
+    with pytest.raises(ValueError, match="padding must be one of"):
+        UNet(padding="full")
+
+
+def test_center_crop():
+    x = torch.arange(36).reshape(6, 6)
+    assert torch.equal(center_crop(x, (2, 4)), x[2:4, 1:5])

@@ -17,6 +17,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 
 from seglab.metrics import segmentation_metrics
+from seglab.models.unet import center_crop
 
 # Epoch values are synchronised by torchmetrics before they are logged (see _log_epoch_metrics).
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
@@ -30,7 +31,8 @@ class SegmentationModule(L.LightningModule):
     """Trains ``net`` for per-pixel classification.
 
     Args:
-        net: maps (N, in_channels, H, W) to (N, num_classes, H, W) logits.
+        net: maps (N, in_channels, H, W) to (N, num_classes, H, W) logits. A smaller output
+            (h, w) is compared with the central (h, w) window of the target.
         loss: called as ``loss(logits, target)`` with int64 (N, H, W) targets.
         optimizer: factory ``optimizer(params=...)``, e.g. a Hydra ``_partial_`` of AdamW.
         scheduler: optional factory ``scheduler(optimizer=...)``, stepped once per epoch.
@@ -68,6 +70,9 @@ class SegmentationModule(L.LightningModule):
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         images, masks = batch["image"], batch["mask"]
         logits = self(images)
+        if logits.shape[-2:] != masks.shape[-2:]:
+            # a network without padding (UNet padding=valid) predicts the centre of its input
+            masks = center_crop(masks, logits.shape[-2:])
         loss = self.loss(logits, masks)
         self.metrics[f"{stage}_"].update(logits.argmax(dim=1), masks)
         self.mean_loss[f"{stage}_"].update(loss.detach(), weight=images.shape[0])

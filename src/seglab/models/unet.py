@@ -6,8 +6,11 @@ steps up-sample (2x2 transposed convolution halving the channels, or bilinear up
 the skip feature map of the same level and apply two 3x3 convolutions; a final 1x1 convolution
 gives one logit map per class. Softmax and loss live in :class:`seglab.module.SegmentationModule`.
 
-``padding="same"`` keeps the spatial size; inputs whose height or width is not a multiple of
-``2**depth`` are zero-padded on the bottom/right and the logits are cropped back to the input size.
+``padding="same"`` (the default) keeps the spatial size; inputs whose height or width is not a
+multiple of ``2**depth`` are zero-padded on the bottom/right and the logits are cropped back to
+the input size. ``padding="valid"`` is the paper's geometry: unpadded convolutions, skip maps
+centre-cropped before concatenation, and an output smaller than the input (572x572 -> 388x388 at
+depth 4); sizes that do not fit the network raise an error naming the nearest ones that do.
 """
 
 from __future__ import annotations
@@ -16,15 +19,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+PADDINGS = {"same": 1, "valid": 0}
+
 
 class DoubleConv(nn.Sequential):
-    """(3x3 conv -> [batch norm] -> ReLU) x 2."""
+    """(3x3 conv -> [batch norm] -> ReLU) x 2; ``padding`` 1 keeps the size, 0 loses 4 pixels."""
 
-    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True):
+    def __init__(
+        self, in_channels: int, out_channels: int, batch_norm: bool = True, padding: int = 1
+    ):
         layers: list[nn.Module] = []
         for channels_in in (in_channels, out_channels):
             layers.append(
-                nn.Conv2d(channels_in, out_channels, kernel_size=3, padding=1, bias=not batch_norm)
+                nn.Conv2d(
+                    channels_in, out_channels, kernel_size=3, padding=padding, bias=not batch_norm
+                )
             )
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
@@ -35,18 +44,27 @@ class DoubleConv(nn.Sequential):
 class Down(nn.Sequential):
     """2x2 max-pool followed by a double convolution."""
 
-    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True):
-        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels, batch_norm))
+    def __init__(
+        self, in_channels: int, out_channels: int, batch_norm: bool = True, padding: int = 1
+    ):
+        super().__init__(
+            nn.MaxPool2d(2), DoubleConv(in_channels, out_channels, batch_norm, padding)
+        )
 
 
 class Up(nn.Module):
-    """Up-sample, concatenate the skip feature map, double convolution.
+    """Up-sample, concatenate the (centre-cropped) skip feature map, double convolution.
 
     ``in_channels`` are the channels coming from below; the skip map has ``in_channels // 2``.
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, bilinear: bool, batch_norm: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        bilinear: bool,
+        batch_norm: bool = True,
+        padding: int = 1,
     ):
         super().__init__()
         skip_channels = in_channels // 2
@@ -57,10 +75,18 @@ class Up(nn.Module):
             )
         else:
             self.up = nn.ConvTranspose2d(in_channels, skip_channels, kernel_size=2, stride=2)
-        self.conv = DoubleConv(skip_channels * 2, out_channels, batch_norm)
+        self.conv = DoubleConv(skip_channels * 2, out_channels, batch_norm, padding)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+        x = self.up(x)
+        return self.conv(torch.cat([center_crop(skip, x.shape[-2:]), x], dim=1))
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """The central ``size`` window of the last two dimensions of ``x``."""
+    top = (x.shape[-2] - size[0]) // 2
+    left = (x.shape[-1] - size[1]) // 2
+    return x[..., top : top + size[0], left : left + size[1]]
 
 
 class UNet(nn.Module):
@@ -73,6 +99,7 @@ class UNet(nn.Module):
         base_width: feature maps of the first block; the paper uses 64. Each level doubles it.
         batch_norm: add batch normalisation after every convolution (not in the paper).
         bilinear: bilinear up-sampling + 1x1 conv instead of the paper's 2x2 transposed conv.
+        padding: ``same`` (output size = input size) or ``valid`` (the paper's geometry).
     """
 
     def __init__(
@@ -83,8 +110,11 @@ class UNet(nn.Module):
         base_width: int = 64,
         batch_norm: bool = True,
         bilinear: bool = False,
+        padding: str = "same",
     ):
         super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"UNet padding must be one of {sorted(PADDINGS)}, got {padding!r}")
         if depth < 1:
             raise ValueError(f"UNet depth must be >= 1, got {depth}")
         if in_channels < 1 or num_classes < 1 or base_width < 1:
@@ -95,13 +125,15 @@ class UNet(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.depth = depth
+        self.padding = padding
+        pad = PADDINGS[padding]
         widths = [base_width * 2**level for level in range(depth + 1)]
-        self.inc = DoubleConv(in_channels, widths[0], batch_norm)
+        self.inc = DoubleConv(in_channels, widths[0], batch_norm, pad)
         self.downs = nn.ModuleList(
-            Down(widths[level], widths[level + 1], batch_norm) for level in range(depth)
+            Down(widths[level], widths[level + 1], batch_norm, pad) for level in range(depth)
         )
         self.ups = nn.ModuleList(
-            Up(widths[level + 1], widths[level], bilinear, batch_norm)
+            Up(widths[level + 1], widths[level], bilinear, batch_norm, pad)
             for level in reversed(range(depth))
         )
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
@@ -111,16 +143,50 @@ class UNet(nn.Module):
         """Height and width that need no padding are multiples of this."""
         return 2**self.depth
 
+    def valid_output_size(self, size: int) -> int | None:
+        """Output length for an input length with ``padding="valid"``; None if it does not fit
+        (every max-pool needs an even length, every level at least one pixel)."""
+        for _ in range(self.depth):
+            size -= 4
+            if size <= 0 or size % 2:
+                return None
+            size //= 2
+        size -= 4
+        for _ in range(self.depth):
+            size = 2 * size - 4
+        return size if size > 0 else None
+
+    def nearest_valid_sizes(self, size: int) -> tuple[int | None, int | None]:
+        """The closest input lengths below and above ``size`` that ``padding="valid"`` accepts."""
+        step = 2**self.depth
+        below = next((s for s in range(size, 0, -1) if self.valid_output_size(s)), None)
+        above = next(s for s in range(size, size + 4 * step) if self.valid_output_size(s))
+        return below, above
+
+    def check_valid_size(self, height: int, width: int) -> None:
+        for name, size in (("height", height), ("width", width)):
+            if self.valid_output_size(size) is None:
+                below, above = self.nearest_valid_sizes(size)
+                raise ValueError(
+                    f"UNet(padding='valid', depth={self.depth}) cannot take an input {name} of "
+                    f"{size}: use {above}" + (f" or {below}" if below else "") + " (pad or crop "
+                    "the images), or model.padding=same, which takes any size"
+                )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        multiple = self.size_multiple
-        pad_h, pad_w = -height % multiple, -width % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
+        if self.padding == "valid":
+            self.check_valid_size(height, width)
+        else:
+            multiple = self.size_multiple
+            pad_h, pad_w = -height % multiple, -width % multiple
+            if pad_h or pad_w:
+                x = F.pad(x, (0, pad_w, 0, pad_h))
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
         x = skips.pop()
         for up in self.ups:
             x = up(x, skips.pop())
-        return self.head(x)[..., :height, :width]
+        logits = self.head(x)
+        return logits if self.padding == "valid" else logits[..., :height, :width]
