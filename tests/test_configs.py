@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from seglab.config import CONFIG_DIR
 from seglab.utils.instantiate import instantiate_named
 
-from .conftest import TINY, compose_train, run_train_script
+from .conftest import ISBI_DIR, TINY, compose_train, run_train_script
+from .helpers.folders import make_folder
 
 GROUPS = [
     "data",
@@ -31,6 +32,17 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
+def data_root(option: str, tmp_path: Path) -> list[str]:
+    """Data options that read files need data.root: a tiny folder, or the ISBI data if present."""
+    if option == "isbi2012":
+        if not ISBI_DIR.is_dir():
+            pytest.skip(f"ISBI 2012 data not found at {ISBI_DIR}")
+        return [f"data.root='{ISBI_DIR}'"]
+    if option == "folder":
+        return [f"data.root='{make_folder(tmp_path / 'data')}'"]
+    return []
+
+
 def test_config_dir_is_found():
     assert (Path(CONFIG_DIR) / "train.yaml").is_file()
 
@@ -41,7 +53,8 @@ def test_config_dir_is_found():
 def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
     # the tiny overrides of a group apply to its default option only
     tiny = [o for o in TINY if not o.startswith(f"{group}.")]
-    cfg = compose_train(tmp_path, [*tiny, f"{group}={option}"])
+    roots = data_root(option, tmp_path) if group == "data" else []
+    cfg = compose_train(tmp_path, [*tiny, f"{group}={option}", *roots])
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     datamodule = hydra.utils.instantiate(cfg.data)
     net = hydra.utils.instantiate(cfg.model)

@@ -2,6 +2,7 @@
 them."""
 
 from seglab.data.datamodule import SegmentationDataModule, TransformedDataset
+from seglab.data.folder import FolderDataset
 from seglab.data.synthetic import SyntheticShapes
 
-__all__ = ["SegmentationDataModule", "SyntheticShapes", "TransformedDataset"]
+__all__ = ["FolderDataset", "SegmentationDataModule", "SyntheticShapes", "TransformedDataset"]

@@ -83,6 +83,8 @@ class SegmentationDataModule(L.LightningDataModule):
         ignore_index: mask value excluded from loss and metrics.
         batch_size, num_workers, pin_memory, persistent_workers: DataLoader settings (per process
             under DDP: the effective batch is ``batch_size * world_size``).
+        root: the data folder of folder-based configs (``data=folder data.root=...``). The
+            datasets get it through ``${data.root}``; the DataModule only keeps it for messages.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class SegmentationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = True,
+        root: str | None = None,
     ):
         super().__init__()
         unknown = set(datasets) - set(SPLITS)
@@ -117,6 +120,7 @@ class SegmentationDataModule(L.LightningDataModule):
                 f"{len(class_names) - 1}; use a value >= {len(class_names)} (e.g. 255)"
             )
         self.datasets = dict(datasets)
+        self.root = root
         self.class_names = list(class_names)
         self.in_channels = in_channels
         self.ignore_index = ignore_index
@@ -139,8 +143,9 @@ class SegmentationDataModule(L.LightningDataModule):
         image = self.datasets["train"][0]["image"]
         channels = 1 if image.ndim == 2 else image.shape[-1]
         if channels != self.in_channels:
+            where = f" under {self.root}" if self.root else ""
             raise ValueError(
-                f"the train images have {channels} channel(s) but data.in_channels="
+                f"the train images{where} have {channels} channel(s) but data.in_channels="
                 f"{self.in_channels}; set data.in_channels={channels} (and mean/std to match)"
             )
 

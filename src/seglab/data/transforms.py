@@ -12,17 +12,20 @@ def build_pipeline(
     augmentations: Sequence[A.BasicTransform],
     mean: Sequence[float],
     std: Sequence[float],
-    max_pixel_value: float = 255.0,
 ) -> A.Compose:
-    """``augmentations`` (spatial and colour), then ``Normalize`` and ``ToTensorV2``.
+    """``augmentations`` (spatial and colour), then ``ToFloat``, ``Normalize`` and ``ToTensorV2``.
 
-    Spatial transforms move image and mask together; albumentations resamples masks with nearest
-    interpolation, so mask values stay class indices.
+    Images may be uint8 (0..255) or float32 on a 0..1 scale (what ``FolderDataset`` makes of
+    16-bit files), Albumentations' two native types: ``ToFloat`` brings both to 0..1, so ``mean``
+    and ``std`` are always on the 0..1 intensity scale. Spatial transforms move image and mask
+    together; albumentations resamples masks with nearest interpolation, so mask values stay class
+    indices.
     """
     return A.Compose(
         [
             *augmentations,
-            A.Normalize(mean=list(mean), std=list(std), max_pixel_value=max_pixel_value),
+            A.ToFloat(),  # uint8 / 255; float32 is left as it is
+            A.Normalize(mean=list(mean), std=list(std), max_pixel_value=1.0),
             ToTensorV2(),
         ]
     )
