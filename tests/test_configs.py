@@ -53,6 +53,8 @@ def test_config_dir_is_found():
 def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
     # the tiny overrides of a group apply to its default option only
     tiny = [o for o in TINY if not o.startswith(f"{group}.")]
+    if group == "model" and option == "smp":
+        pytest.importorskip("segmentation_models_pytorch")  # the optional [smp] extra
     roots = data_root(option, tmp_path) if group == "data" else []
     cfg = compose_train(tmp_path, [*tiny, f"{group}={option}", *roots])
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
