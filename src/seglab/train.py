@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from seglab.config import CONFIG_DIR
 from seglab.module import SegmentationModule
 from seglab.utils.config_tree import print_config_tree
+from seglab.utils.ddp_multirun import multirun_job
 from seglab.utils.instantiate import instantiate_named
 from seglab.utils.wandb_mode import ensure_wandb_mode
 
@@ -148,9 +149,14 @@ def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:
-    """Train, and always close the W&B run (also on an exception) so nothing stays open."""
+    """Train, and always close the W&B run (also on an exception) so nothing stays open.
+
+    In a multirun (``-m``) the job runs inside :func:`multirun_job`, so that DDP children run this
+    job only and the next job starts with a clean process group.
+    """
     try:
-        return train(cfg)
+        with multirun_job():
+            return train(cfg)
     finally:
         finish_wandb()
 

@@ -1,0 +1,109 @@
+"""Sweeps (``python train.py -m ...``): one folder per job, a summary of the objective, and DDP.
+
+The real script runs in a subprocess, as users run it (DDP re-executes the script for rank 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import TINY, run_train_script
+from .helpers import wandb_records
+
+pytestmark = pytest.mark.slow
+
+
+def csv_metrics(job_dir: Path) -> tuple[dict[str, float], set[int]]:
+    """The last logged value of each metric in a job's CSV, and the epochs that were validated."""
+    values, epochs = {}, set()
+    with open(job_dir / "csv" / "metrics.csv") as file:
+        for row in csv.DictReader(file):
+            values.update({k: float(v) for k, v in row.items() if v and "/" in k})
+            if row.get("val/dice"):
+                epochs.add(int(row["epoch"]))
+    return values, epochs
+
+
+def summary(sweep_dir: Path) -> dict[int, dict[str, str]]:
+    with open(sweep_dir / "summary.csv") as file:
+        return {int(row["job"]): row for row in csv.DictReader(file)}
+
+
+def test_grid_runs_each_job_in_its_folder_and_summarises_the_objective(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_train_script(
+        ["-m", *TINY, "logger=csv", "optimizer.lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1"]
+    rows = summary(sweep_dir)
+    assert sorted(rows) == [0, 1]
+    for job, lr in ((0, "0.001"), (1, "0.01")):
+        job_dir = sweep_dir / str(job)
+        assert (job_dir / "checkpoints" / "last.ckpt").is_file()
+        metrics, _ = csv_metrics(job_dir)
+        # only the swept override is listed; the objective is the job's own val/dice_best
+        assert rows[job]["overrides"] == f"optimizer.lr={lr}"
+        assert rows[job]["objective"] == "val/dice_best"
+        assert rows[job]["status"] == "completed"
+        assert float(rows[job]["value"]) == pytest.approx(metrics["val/dice_best"], abs=1e-6)
+    # the same table is printed at the end of the sweep and kept as Markdown
+    table = (sweep_dir / "summary.md").read_text()
+    assert "| job | overrides | val/dice_best | status |" in table
+    assert table.strip() in result.stdout
+
+
+def test_a_failed_job_is_listed_as_failed_beside_the_completed_ones(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    tiny = [o for o in TINY if not o.startswith("model.depth=")]
+    result = run_train_script(
+        ["-m", *tiny, "logger=csv", "model.depth=2,0", f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+    )
+    # Hydra's basic sweeper runs every job, then re-raises the failed job's exception
+    assert result.returncode != 0
+    assert "UNet depth must be >= 1" in result.stderr
+    rows = summary(sweep_dir)
+    assert rows[0]["status"] == "completed" and float(rows[0]["value"]) > 0
+    assert rows[1]["overrides"] == "model.depth=0" and rows[1]["value"] == ""
+    assert rows[1]["status"].startswith("failed: ")
+    assert "UNet depth must be >= 1, got 0" in rows[1]["status"]
+    assert "| 1 | model.depth=0 |  | failed: " in (sweep_dir / "summary.md").read_text()
+
+
+def test_grid_with_ddp_runs_each_job_once_in_its_own_folder(tmp_path, monkeypatch):
+    # The default sweep folder (logs/train/multiruns/<date>_<time>/ under the working directory):
+    # a rank re-running the sweep on its own would create a second time-stamped folder.
+    monkeypatch.delenv("PROJECT_ROOT", raising=False)
+    result = run_train_script(
+        ["-m", *TINY, "logger=wandb", "trainer.devices=2", "optimizer.lr=1e-3,1e-2"],
+        cwd=tmp_path,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr[-4000:]
+    # the sweep was launched once and each job once, each with two processes
+    assert output.count("Launching 2 jobs locally") == 1
+    assert len(re.findall(r"#0 : ", output)) == 1 and len(re.findall(r"#1 : ", output)) == 1
+    assert output.count("Starting with 2 processes") == 2
+    assert output.count("Sweep summary") == 1
+    # one sweep folder, nothing else anywhere under tmp_path
+    assert [p.name for p in tmp_path.iterdir()] == ["logs"]
+    assert [p.name for p in (tmp_path / "logs").iterdir()] == ["train"]
+    assert [p.name for p in (tmp_path / "logs" / "train").iterdir()] == ["multiruns"]
+    (sweep_dir,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1"]
+    rows = summary(sweep_dir)
+    assert sorted(rows) == [0, 1]
+    for job, lr in ((0, 0.001), (1, 0.01)):
+        job_dir = sweep_dir / str(job)
+        metrics, epochs = csv_metrics(job_dir)
+        assert epochs == {0, 1}
+        assert float(rows[job]["value"]) == pytest.approx(metrics["val/dice_best"], abs=1e-6)
+        # one W&B run per job (rank zero only), holding that job's config
+        run = wandb_records.run_file(job_dir)
+        assert wandb_records.config(wandb_records.read_records(run))["optimizer"]["lr"] == lr
