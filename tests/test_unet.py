@@ -101,3 +101,18 @@ def test_valid_padding_names_the_nearest_sizes_that_fit():
 def test_center_crop():
     x = torch.arange(36).reshape(6, 6)
     assert torch.equal(center_crop(x, (2, 4)), x[2:4, 1:5])
+
+
+def test_bottleneck_dropout_is_active_in_training_only():
+    torch.manual_seed(0)
+    net = UNet(in_channels=1, num_classes=2, depth=2, base_width=4, dropout=0.5)
+    assert isinstance(net.bottleneck_dropout, torch.nn.Dropout2d)
+    x = torch.randn(2, 1, 16, 16)
+    net.train()
+    assert not torch.allclose(net(x), net(x))
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), net(x))
+    assert isinstance(UNet(dropout=0.0).bottleneck_dropout, torch.nn.Identity)
+    with pytest.raises(ValueError, match="dropout"):
+        UNet(dropout=1.0)

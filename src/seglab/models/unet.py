@@ -100,6 +100,8 @@ class UNet(nn.Module):
         batch_norm: add batch normalisation after every convolution (not in the paper).
         bilinear: bilinear up-sampling + 1x1 conv instead of the paper's 2x2 transposed conv.
         padding: ``same`` (output size = input size) or ``valid`` (the paper's geometry).
+        dropout: probability of the dropout applied to the bottleneck's feature maps (the paper
+            puts drop-out at the end of the contracting path); 0 disables it.
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class UNet(nn.Module):
         batch_norm: bool = True,
         bilinear: bool = False,
         padding: str = "same",
+        dropout: float = 0.0,
     ):
         super().__init__()
         if padding not in PADDINGS:
@@ -136,6 +139,9 @@ class UNet(nn.Module):
             Up(widths[level + 1], widths[level], bilinear, batch_norm, pad)
             for level in reversed(range(depth))
         )
+        if not 0 <= dropout < 1:
+            raise ValueError(f"UNet dropout must be in [0, 1), got {dropout}")
+        self.bottleneck_dropout = nn.Dropout2d(dropout) if dropout else nn.Identity()
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     @property
@@ -185,7 +191,7 @@ class UNet(nn.Module):
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
-        x = skips.pop()
+        x = self.bottleneck_dropout(skips.pop())
         for up in self.ups:
             x = up(x, skips.pop())
         logits = self.head(x)
