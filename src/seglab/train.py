@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.config import CONFIG_DIR
+from seglab.data.checks import check_data
 from seglab.module import SegmentationModule
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.ddp_multirun import multirun_job
@@ -77,6 +78,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("Instantiating model <%s>", cfg.model._target_)
     net = hydra.utils.instantiate(cfg.model)
     check_compatible(net, datamodule, cfg)
+    if cfg.get("check_data", True):
+        check_data(datamodule, max_samples=cfg.get("check_data_samples"))
     module = SegmentationModule(
         net=net,
         loss=hydra.utils.instantiate(cfg.loss),

@@ -1,8 +1,17 @@
 """Datasets (raw ``{"image", "mask"}`` samples) and the DataModule that augments and batches
 them."""
 
+from seglab.data.checks import DataCheckError, DataReport, check_data
 from seglab.data.datamodule import SegmentationDataModule, TransformedDataset
 from seglab.data.folder import FolderDataset
 from seglab.data.synthetic import SyntheticShapes
 
-__all__ = ["FolderDataset", "SegmentationDataModule", "SyntheticShapes", "TransformedDataset"]
+__all__ = [
+    "DataCheckError",
+    "DataReport",
+    "check_data",
+    "FolderDataset",
+    "SegmentationDataModule",
+    "SyntheticShapes",
+    "TransformedDataset",
+]

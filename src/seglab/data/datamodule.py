@@ -140,7 +140,10 @@ class SegmentationDataModule(L.LightningDataModule):
         return len(self.class_names)
 
     def _check_channels(self) -> None:
-        image = self.datasets["train"][0]["image"]
+        try:
+            image = self.datasets["train"][0]["image"]
+        except (OSError, ValueError):
+            return  # a bad first sample: check_data (or the loader) reports it with its file
         channels = 1 if image.ndim == 2 else image.shape[-1]
         if channels != self.in_channels:
             where = f" under {self.root}" if self.root else ""
