@@ -14,6 +14,7 @@ from seglab.utils.instantiate import instantiate_named
 
 from .conftest import ISBI_DIR, TINY, compose_train, run_train_script
 from .helpers.folders import make_folder
+from .helpers.standard import make_oxford_pet, make_voc
 
 GROUPS = [
     "data",
@@ -40,6 +41,10 @@ def data_root(option: str, tmp_path: Path) -> list[str]:
         return [f"data.root='{ISBI_DIR}'"]
     if option == "folder":
         return [f"data.root='{make_folder(tmp_path / 'data')}'"]
+    if option == "oxford_pet":
+        return [f"data.root='{make_oxford_pet(tmp_path / 'pets')}'"]
+    if option == "voc":
+        return [f"data.root='{make_voc(tmp_path / 'voc')}'"]
     return []
 
 

@@ -4,6 +4,7 @@ them."""
 from seglab.data.checks import DataCheckError, DataReport, check_data
 from seglab.data.datamodule import SegmentationDataModule, TransformedDataset
 from seglab.data.folder import FolderDataset
+from seglab.data.standard import OxfordPet, PascalVOC
 from seglab.data.synthetic import SyntheticShapes
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "DataReport",
     "check_data",
     "FolderDataset",
+    "OxfordPet",
+    "PascalVOC",
     "SegmentationDataModule",
     "SyntheticShapes",
     "TransformedDataset",

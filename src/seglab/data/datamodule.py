@@ -78,13 +78,17 @@ class SegmentationDataModule(L.LightningDataModule):
         class_names: one name per class index; ``num_classes`` is its length.
         in_channels: image channels the datasets deliver (checked against the first sample).
         augmentation: ``{"train": [...], "eval": [...]}`` Albumentations transforms; ``eval`` is
-            applied to val and test. Normalisation is appended to both.
+            applied to val and test. Normalisation is appended to both. Other keys (a preset's
+            ``size``, which its transforms interpolate) are ignored.
         mean, std: per-channel normalisation on the 0..1 intensity scale.
         ignore_index: mask value excluded from loss and metrics.
         batch_size, num_workers, pin_memory, persistent_workers: DataLoader settings (per process
             under DDP: the effective batch is ``batch_size * world_size``).
         root: the data folder of folder-based configs (``data=folder data.root=...``). The
             datasets get it through ``${data.root}``; the DataModule only keeps it for messages.
+        download: whether torchvision-backed datasets (``data=oxford_pet``, ``data=voc``) may
+            download into ``root``; they get it through ``${data.download}``, the DataModule only
+            keeps it so that one top-level ``data.download=true`` works.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class SegmentationDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = True,
         root: str | None = None,
+        download: bool = False,
     ):
         super().__init__()
         unknown = set(datasets) - set(SPLITS)
@@ -121,6 +126,7 @@ class SegmentationDataModule(L.LightningDataModule):
             )
         self.datasets = dict(datasets)
         self.root = root
+        self.download = download
         self.class_names = list(class_names)
         self.in_channels = in_channels
         self.ignore_index = ignore_index
