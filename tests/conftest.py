@@ -64,9 +64,12 @@ def tiny_cfg(tmp_path):
 
 
 def run_train_script(
-    args: list[str], cwd: Path, timeout: float = 300
+    args: list[str], cwd: Path, timeout: float = 300, check: bool = False
 ) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` in a subprocess (as a user runs it; required for DDP)."""
+    """``python train.py ARGS`` in a subprocess (as a user runs it; required for DDP).
+
+    ``check=True`` fails the test with the tail of stderr when the script exits non-zero.
+    """
     env = {
         **os.environ,
         "WANDB_MODE": "offline",
@@ -74,7 +77,7 @@ def run_train_script(
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("WANDB_API_KEY", None)
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "train.py"), *args],
         cwd=cwd,
         env=env,
@@ -82,3 +85,6 @@ def run_train_script(
         text=True,
         timeout=timeout,
     )
+    if check:
+        assert result.returncode == 0, result.stderr[-4000:]
+    return result

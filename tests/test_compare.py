@@ -17,14 +17,14 @@ from seglab.compare import (
 )
 
 from .conftest import TINY, run_train_script
+from .helpers.runs import metric_rows
 
 LRS = ("0.1", "0.03", "0.01")
 
 
 def best_val_dice(run_dir: Path) -> float:
     """The highest val/dice of a run, read straight from its CSV (independent of compare.py)."""
-    with open(run_dir / "csv" / "metrics.csv") as file:
-        return max(float(row["val/dice"]) for row in csv.DictReader(file) if row["val/dice"])
+    return max(float(row["val/dice"]) for row in metric_rows(run_dir) if row["val/dice"])
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -133,7 +133,7 @@ def test_folder_without_runs_is_a_clear_error(tmp_path, capsys):
 def sweep(tmp_path_factory) -> Path:
     """A 3-job multirun over the learning rate, trained once for this module."""
     root = tmp_path_factory.mktemp("compare")
-    result = run_train_script(
+    run_train_script(
         # Hydra's flags must come before the overrides
         [
             "-m",
@@ -143,8 +143,8 @@ def sweep(tmp_path_factory) -> Path:
             f"hydra.sweep.dir={root}/sweep",
         ],
         cwd=root,
+        check=True,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in (root / "sweep").iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1", "2"]
     return root / "sweep"

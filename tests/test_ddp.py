@@ -3,24 +3,13 @@
 DDP re-executes the script for rank 1, so these tests run the real script in a subprocess.
 """
 
-import csv
-from pathlib import Path
-
 import pytest
 
 from .conftest import TINY, run_train_script
 from .helpers import wandb_records
+from .helpers.runs import last_metrics
 
 pytestmark = pytest.mark.slow
-
-
-def final_metrics(run_dir: Path) -> dict[str, float]:
-    """The last logged value of every metric in a run's CSV."""
-    values = {}
-    with open(run_dir / "csv" / "metrics.csv") as file:
-        for row in csv.DictReader(file):
-            values.update({k: float(v) for k, v in row.items() if v and "/" in k})
-    return values
 
 
 def test_two_process_training_and_evaluation_match_one_process(tmp_path):
@@ -30,9 +19,10 @@ def test_two_process_training_and_evaluation_match_one_process(tmp_path):
     # 1. train with two processes, exactly as the README says
     train_dir = tmp_path / "train"
     result = run_train_script(
-        [*TINY_CE, "trainer.devices=2", "logger=wandb", f"hydra.run.dir={train_dir}"], cwd=tmp_path
+        [*TINY_CE, "trainer.devices=2", "logger=wandb", f"hydra.run.dir={train_dir}"],
+        cwd=tmp_path,
+        check=True,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
     assert "distributed_backend=gloo" in result.stdout + result.stderr
     assert "Starting with 2 processes" in result.stdout + result.stderr
     # one run folder, one W&B run (rank zero only), a best and a last checkpoint
@@ -40,7 +30,7 @@ def test_two_process_training_and_evaluation_match_one_process(tmp_path):
     wandb_records.run_file(train_dir)
     best = [p for p in (train_dir / "checkpoints").iterdir() if p.name.startswith("epoch_")]
     assert len(best) == 1 and (train_dir / "checkpoints" / "last.ckpt").is_file()
-    trained = final_metrics(train_dir)
+    trained = last_metrics(train_dir)
     assert {"val/dice", "test/dice", "val/dice_best"} <= set(trained)
 
     # 2. evaluate that checkpoint with 2 processes and with 1: the metrics must agree exactly
@@ -57,9 +47,9 @@ def test_two_process_training_and_evaluation_match_one_process(tmp_path):
                 f"hydra.run.dir={run_dir}",
             ],
             cwd=tmp_path,
+            check=True,
         )
-        assert result.returncode == 0, result.stderr[-4000:]
-        evaluated[devices] = final_metrics(run_dir)
+        evaluated[devices] = last_metrics(run_dir)
     keys = [k for k in evaluated[1] if k.startswith(("val/", "test/")) and k != "val/dice_best"]
     assert {"val/dice", "val/iou", "test/dice", "test/iou/disc"} <= set(keys)
     for key in keys:

@@ -1,0 +1,25 @@
+"""Read what a training run wrote: its CSV metrics (``<run dir>/csv/metrics.csv``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, str]]:
+    """Every row of the run's metrics CSV (empty strings where a row has no value)."""
+    with open(Path(run_dir) / "csv" / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def last_metrics(run_dir: Path) -> dict[str, float]:
+    """The last logged value of every metric (``stage/name`` columns)."""
+    values: dict[str, float] = {}
+    for row in metric_rows(run_dir):
+        values.update({k: float(v) for k, v in row.items() if v and "/" in k})
+    return values
+
+
+def validated_epochs(run_dir: Path) -> set[int]:
+    """The epochs that logged ``val/dice``."""
+    return {int(row["epoch"]) for row in metric_rows(run_dir) if row.get("val/dice")}
