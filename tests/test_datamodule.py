@@ -147,3 +147,19 @@ def test_workers_do_not_repeat_each_others_augmentations():
     batches = [b["image"] for b in dm.train_dataloader()]
     assert len(batches) == 2  # one per worker
     assert not torch.equal(batches[0], batches[1])
+
+
+def test_a_split_set_to_null_is_no_split():
+    """README: data.datasets.test=null with test=false; test=true then says what to do."""
+    dm = make_datamodule()
+    dm = make_datamodule(datasets={**dm.datasets, "test": None})
+    assert "test" not in dm.datasets
+    with pytest.raises(ValueError, match="test=false"):
+        dm.test_dataloader()
+    with pytest.raises(ValueError, match="'train' and 'val'"):
+        make_datamodule(datasets={"train": dm.datasets["train"], "val": None})
+
+
+def test_negative_ignore_index_is_reported_as_such():
+    with pytest.raises(ValueError, match="must be >= 0"):
+        make_datamodule(ignore_index=-1)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from seglab.models import UNet
-from seglab.models.unet import center_crop
+from seglab.models.common import center_crop
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
@@ -101,6 +101,8 @@ def test_valid_padding_names_the_nearest_sizes_that_fit():
 def test_center_crop():
     x = torch.arange(36).reshape(6, 6)
     assert torch.equal(center_crop(x, (2, 4)), x[2:4, 1:5])
+    with pytest.raises(ValueError, match="larger size"):
+        center_crop(x, (7, 6))
 
 
 def test_bottleneck_dropout_is_active_in_training_only():

@@ -64,10 +64,6 @@ class Leaderboard:
     columns: list[str]  # the hyperparameters that differ between the runs
     total: int = 0  # runs found (``runs`` may be cut to the best K)
 
-    @property
-    def ranked(self) -> list[Run]:
-        return [run for run in self.runs if run.value is not None]
-
     def rows(self) -> list[dict[str, str]]:
         rows = []
         for rank, run in enumerate(self.runs, start=1):
@@ -306,6 +302,8 @@ def run_labels(run_dirs: Sequence[Path]) -> list[str]:
 def compare(paths: Sequence[str], metric: str = "val/dice_best", mode: str | None = None):
     """Load every run under ``paths`` and rank them by ``metric``."""
     mode = mode or default_mode(metric)
+    if mode not in ("max", "min"):
+        raise CompareError(f"mode must be 'max' or 'min', got {mode!r}")
     run_dirs = find_runs(paths)
     runs = [load_run(path, metric, mode) for path in run_dirs]
     for run, label in zip(runs, run_labels(run_dirs), strict=True):

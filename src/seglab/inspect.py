@@ -27,6 +27,7 @@ import rich.table
 from omegaconf import DictConfig
 
 from seglab.config import CONFIG_DIR
+from seglab.data.checks import check_data, spaced_indices
 from seglab.data.io import shorten
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,6 @@ SPLITS = ("train", "val", "test")
 SAMPLES_PER_ROW = 4
 MAX_CLASS_COLUMNS = 8
 IGNORE_COLOUR = (1.0, 1.0, 1.0)
-
-
-def spaced_indices(length: int, max_samples: int | None) -> list[int]:
-    """All indices, or at most ``max_samples`` evenly spaced ones (as ``check_data`` picks them)."""
-    if length == 0:
-        return []
-    count = length if max_samples is None else max(1, min(max_samples, length))
-    return np.unique(np.linspace(0, length - 1, count).round().astype(int)).tolist()
 
 
 def unit_scale(image: np.ndarray) -> np.ndarray:
@@ -315,7 +308,6 @@ def inspect_data(
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="inspect")
 def main(cfg: DictConfig) -> None:
-    from seglab.data.checks import check_data
 
     if cfg.get("seed") is not None:
         import lightning as L

@@ -17,7 +17,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 
 from seglab.metrics import segmentation_metrics
-from seglab.models.unet import center_crop
+from seglab.models.common import center_crop
 
 # Epoch values are synchronised by torchmetrics before they are logged (see _log_epoch_metrics).
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")

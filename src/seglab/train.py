@@ -36,7 +36,7 @@ def finish_wandb() -> None:
         wandb.finish()
 
 
-def check_compatible(net: torch.nn.Module, datamodule, cfg: DictConfig) -> None:
+def check_compatible(net: torch.nn.Module, datamodule) -> None:
     """Fail before training when the network and the data disagree on channels or classes."""
     in_channels = getattr(net, "in_channels", None)
     if in_channels is not None and in_channels != datamodule.in_channels:
@@ -77,7 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = hydra.utils.instantiate(cfg.data)
     log.info("Instantiating model <%s>", cfg.model._target_)
     net = hydra.utils.instantiate(cfg.model)
-    check_compatible(net, datamodule, cfg)
+    check_compatible(net, datamodule)
     if cfg.get("check_data", True):
         check_data(datamodule, max_samples=cfg.get("check_data_samples"))
     module = SegmentationModule(
@@ -99,21 +99,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if wandb_mode == "offline" and any("Wandb" in type(lg).__name__ for lg in trainer.loggers):
         log_offline_hint(output_dir)
 
+    ckpt_path = cfg.get("ckpt_path")
     if cfg.get("train", True):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        # test the best checkpoint of this fit
+        ckpt_path = (
+            trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        )
+        if not ckpt_path:
+            log.warning("No best checkpoint was saved: testing the current weights")
+            ckpt_path = None
     else:
-        trainer.validate(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
     if cfg.get("test", True):
-        ckpt_path = cfg.get("ckpt_path")
-        if cfg.get("train", True):
-            ckpt_path = (
-                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            )
-            if not ckpt_path:
-                log.warning("No best checkpoint was saved: testing the current weights")
-                ckpt_path = None
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
 

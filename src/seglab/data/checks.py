@@ -124,20 +124,27 @@ def print_report(report: DataReport) -> None:
     rich.print(report.table())
 
 
+def spaced_indices(length: int, max_samples: int | None) -> list[int]:
+    """All indices, or at most ``max_samples`` evenly spaced ones."""
+    if length == 0:
+        return []
+    count = length if max_samples is None else max(1, min(max_samples, length))
+    return np.unique(np.linspace(0, length - 1, count).round().astype(int)).tolist()
+
+
 def check_split(name: str, dataset, datamodule, max_samples: int | None) -> SplitReport:
     split = SplitReport(name, len(dataset))
     if split.samples == 0:
         split.problems.append(f"{name}: the split is empty. Give it samples or fix its config")
         return split
-    count = split.samples if max_samples is None else min(max_samples, split.samples)
-    indices = np.unique(np.linspace(0, split.samples - 1, max(count, 1)).round().astype(int))
+    indices = spaced_indices(split.samples, max_samples)
     split.checked = len(indices)
     load = folder_loader(dataset) if isinstance(dataset, FolderDataset) else index_loader(dataset)
     # problem kind -> [(file or sample name, detail)]
     found: dict[str, list[tuple[str, str]]] = defaultdict(list)
     bad_values: set[int] = set()
     num_classes, ignore_index = datamodule.num_classes, datamodule.ignore_index
-    for index in indices.tolist():
+    for index in indices:
         image, mask, image_name, mask_name = load(index, found)
         if image is not None:
             split.sizes.add(tuple(image.shape[:2]))

@@ -108,6 +108,8 @@ class SegmentationDataModule(L.LightningDataModule):
         download: bool = False,
     ):
         super().__init__()
+        # a split set to null (e.g. data.datasets.test=null) is no split at all
+        datasets = {name: dataset for name, dataset in datasets.items() if dataset is not None}
         unknown = set(datasets) - set(SPLITS)
         if unknown or "train" not in datasets or "val" not in datasets:
             raise ValueError(
@@ -119,7 +121,11 @@ class SegmentationDataModule(L.LightningDataModule):
                 f"data.mean {list(mean)} and data.std {list(std)} need one value per channel "
                 f"(data.in_channels={in_channels})"
             )
-        if not ignore_index >= 0 or ignore_index < len(class_names):
+        if ignore_index < 0:
+            raise ValueError(
+                f"data.ignore_index={ignore_index} must be >= 0 (masks are unsigned); e.g. 255"
+            )
+        if ignore_index < len(class_names):
             raise ValueError(
                 f"data.ignore_index={ignore_index} collides with a class index 0.."
                 f"{len(class_names) - 1}; use a value >= {len(class_names)} (e.g. 255)"

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.models.common import pad_to_multiple
 from seglab.models.resnet import ResNetEncoder
 from seglab.models.unet import DoubleConv
 
@@ -90,10 +91,7 @@ class ResUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        pad_h, pad_w = -height % self.size_multiple, -width % self.size_multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        features = self.encoder(x)
+        features = self.encoder(pad_to_multiple(x, self.size_multiple))
         x = features.pop()
         for block in self.decoder:
             x = block(x, features.pop() if features else None)

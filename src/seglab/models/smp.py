@@ -17,9 +17,10 @@ import difflib
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
+
+from seglab.models.common import pad_to_multiple
 
 INSTALL_HINT = 'pip install "seglab[smp]"'
 
@@ -150,8 +151,4 @@ class SMPModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        multiple = self.size_multiple
-        pad_h, pad_w = -height % multiple, -width % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        return self.model(x)[..., :height, :width]
+        return self.model(pad_to_multiple(x, self.size_multiple))[..., :height, :width]

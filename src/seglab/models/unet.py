@@ -16,8 +16,9 @@ depth 4); sizes that do not fit the network raise an error naming the nearest on
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from seglab.models.common import center_crop, pad_to_multiple
 
 PADDINGS = {"same": 1, "valid": 0}
 
@@ -82,13 +83,6 @@ class Up(nn.Module):
         return self.conv(torch.cat([center_crop(skip, x.shape[-2:]), x], dim=1))
 
 
-def center_crop(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """The central ``size`` window of the last two dimensions of ``x``."""
-    top = (x.shape[-2] - size[0]) // 2
-    left = (x.shape[-1] - size[1]) // 2
-    return x[..., top : top + size[0], left : left + size[1]]
-
-
 class UNet(nn.Module):
     """U-Net for ``num_classes``-way per-pixel classification.
 
@@ -120,6 +114,8 @@ class UNet(nn.Module):
             raise ValueError(f"UNet padding must be one of {sorted(PADDINGS)}, got {padding!r}")
         if depth < 1:
             raise ValueError(f"UNet depth must be >= 1, got {depth}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"UNet dropout must be in [0, 1), got {dropout}")
         if in_channels < 1 or num_classes < 1 or base_width < 1:
             raise ValueError(
                 "UNet in_channels, num_classes and base_width must be positive, got "
@@ -139,8 +135,6 @@ class UNet(nn.Module):
             Up(widths[level + 1], widths[level], bilinear, batch_norm, pad)
             for level in reversed(range(depth))
         )
-        if not 0 <= dropout < 1:
-            raise ValueError(f"UNet dropout must be in [0, 1), got {dropout}")
         self.bottleneck_dropout = nn.Dropout2d(dropout) if dropout else nn.Identity()
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
@@ -164,7 +158,7 @@ class UNet(nn.Module):
 
     def nearest_valid_sizes(self, size: int) -> tuple[int | None, int | None]:
         """The closest input lengths below and above ``size`` that ``padding="valid"`` accepts."""
-        step = 2**self.depth
+        step = self.size_multiple
         below = next((s for s in range(size, 0, -1) if self.valid_output_size(s)), None)
         above = next(s for s in range(size, size + 4 * step) if self.valid_output_size(s))
         return below, above
@@ -184,10 +178,7 @@ class UNet(nn.Module):
         if self.padding == "valid":
             self.check_valid_size(height, width)
         else:
-            multiple = self.size_multiple
-            pad_h, pad_w = -height % multiple, -width % multiple
-            if pad_h or pad_w:
-                x = F.pad(x, (0, pad_w, 0, pad_h))
+            x = pad_to_multiple(x, self.size_multiple)
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))

@@ -66,8 +66,8 @@ class SweepSummary(Callback):
         self.write()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if self.rows:
-            path = self.write()
+        if self.rows:  # the files were written after the last job
+            path = self.sweep_dir / f"{self.filename}.md"
             print(f"\nSweep summary ({path}):\n{self.markdown()}", flush=True)
 
     def markdown(self) -> str:
