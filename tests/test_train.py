@@ -5,6 +5,8 @@ import collections
 import pytest
 import torch
 
+from seglab.losses import DiceCELoss
+from seglab.module import SegmentationModule
 from seglab.train import metric_value, run_task
 
 from .conftest import TINY, run_train_script
@@ -82,9 +84,9 @@ def test_offline_wandb_run_holds_metrics_and_config(tiny_cfg, tmp_path, monkeypa
     expected = {"train/loss", "val/dice", "val/iou", "val/dice_best", "val/iou/square", "test/dice"}
     assert expected <= logged, f"record types in the run file: {dict(kinds)}"
     config = wandb_records.config(records)
-    assert config["model"]["_target_"] == "seglab.models.UNet"
-    assert config["data"]["class_names"] == ["background", "disc", "square", "triangle"]
-    assert config["model/params"] > 0
+    assert config["model._target_"] == "seglab.models.UNet"
+    assert config["data.class_names"] == ["background", "disc", "square", "triangle"]
+    assert config["model.params"] > 0
     assert any(r.WhichOneof("record_type") == "exit" for r in records)
     # the CSV logger writes beside W&B
     assert (tmp_path / "csv" / "metrics.csv").is_file()
@@ -93,8 +95,6 @@ def test_offline_wandb_run_holds_metrics_and_config(tiny_cfg, tmp_path, monkeypa
 def test_wandb_run_is_finished_when_training_fails(tiny_cfg, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     import wandb
-
-    from seglab.module import SegmentationModule
 
     def explode(self, batch, batch_idx):
         raise RuntimeError("boom")
@@ -129,3 +129,22 @@ def test_valid_padding_trains_on_the_centre_of_the_masks(tiny_cfg):
     sizes = [f"data.datasets.{split}.image_size=44" for split in ("train", "val", "test")]
     metrics = run_task(tiny_cfg(*sizes, "model.padding=valid", "trainer.max_epochs=1"))
     assert 0 <= metrics["val/dice"] <= 1 and 0 <= metrics["test/iou"] <= 1
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_checkpoints(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    forward = DiceCELoss.forward
+
+    def diverge_after_epoch_0(self, logits, target):
+        loss = forward(self, logits, target)
+        return loss * float("nan") if self.training and self.epoch >= 1 else loss
+
+    def note_epoch(module):
+        module.loss.epoch = module.current_epoch
+
+    monkeypatch.setattr(DiceCELoss, "forward", diverge_after_epoch_0)
+    monkeypatch.setattr(SegmentationModule, "on_train_epoch_start", note_epoch)
+    with pytest.raises(FloatingPointError, match=r"training diverged .*Lower optimizer.lr"):
+        run_task(tiny_cfg())
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # epoch 0's checkpoint is kept

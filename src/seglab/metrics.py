@@ -11,6 +11,8 @@ How they are averaged (the same on train, val and test):
   (``iou/<class>``, ``dice/<class>``) are logged too, so the foreground alone is always visible.
 * ``accuracy`` is the fraction of correctly classified pixels.
 * Pixels whose target is ``ignore_index`` count nowhere.
+* ``confusion`` (not logged as a scalar) counts pixels per (true class, predicted class); the
+  run report and W&B confusion matrix are made from it.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from __future__ import annotations
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
+    MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassJaccardIndex,
 )
 
 
 def segmentation_metrics(num_classes: int, ignore_index: int) -> MetricCollection:
-    """IoU and Dice (mean and per class) and pixel accuracy from per-pixel class predictions."""
+    """IoU and Dice (mean and per class), pixel accuracy and the confusion matrix (pixel counts,
+    rows = true class) from per-pixel class predictions."""
     common = {"num_classes": num_classes, "ignore_index": ignore_index, "validate_args": False}
     return MetricCollection(
         {
@@ -33,5 +37,6 @@ def segmentation_metrics(num_classes: int, ignore_index: int) -> MetricCollectio
             "accuracy": MulticlassAccuracy(average="micro", **common),
             "iou_per_class": MulticlassJaccardIndex(average="none", **common),
             "dice_per_class": MulticlassF1Score(average="none", **common),
+            "confusion": MulticlassConfusionMatrix(**common),
         }
     )

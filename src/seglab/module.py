@@ -3,7 +3,9 @@ configurable loss, optimiser and scheduler, and measured with :mod:`seglab.metri
 
 Logged names: ``<stage>/loss``, ``<stage>/iou``, ``<stage>/dice``, ``<stage>/accuracy``,
 ``<stage>/iou/<class>``, ``<stage>/dice/<class>`` for stage in train, val, test, and
-``val/dice_best``, the best validation Dice so far.
+``val/dice_best``, the best validation Dice so far. The latest confusion matrix of each stage (pixel
+counts, rows = true class) is kept in ``confusion_matrices[stage]`` for callbacks to report.
+A non-finite training loss stops the run with :class:`FloatingPointError` (the run diverged).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class SegmentationModule(L.LightningModule):
         )
         self.mean_loss = nn.ModuleDict({f"{stage}_": MeanMetric() for stage in STAGES})
         self.val_dice_best = MaxMetric()
+        self.confusion_matrices: dict[str, torch.Tensor] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -74,6 +77,8 @@ class SegmentationModule(L.LightningModule):
             # a network without padding (UNet padding=valid) predicts the centre of its input
             masks = center_crop(masks, logits.shape[-2:])
         loss = self.loss(logits, masks)
+        if stage == "train" and not torch.isfinite(loss):
+            self._diverged(loss)
         self.metrics[f"{stage}_"].update(logits.argmax(dim=1), masks)
         self.mean_loss[f"{stage}_"].update(loss.detach(), weight=images.shape[0])
         if stage == "train":
@@ -92,6 +97,7 @@ class SegmentationModule(L.LightningModule):
         self.metrics[f"{stage}_"].reset()
         logged = {f"{stage}/loss": self.mean_loss[f"{stage}_"].compute()}
         self.mean_loss[f"{stage}_"].reset()
+        self.confusion_matrices[stage] = values["confusion"].cpu()
         logged.update({f"{stage}/{name}": values[name] for name in ("iou", "dice", "accuracy")})
         for name in ("iou", "dice"):
             per_class = values[f"{name}_per_class"]
@@ -99,6 +105,14 @@ class SegmentationModule(L.LightningModule):
                 logged[f"{stage}/{name}/{class_name}"] = value
         self.log_dict(logged)
         return logged
+
+    def _diverged(self, loss: torch.Tensor) -> None:
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
+        raise FloatingPointError(
+            f"the training loss is {loss.item()} at epoch {self.current_epoch}, step "
+            f"{self.global_step}: training diverged (learning rate {lr}). Lower optimizer.lr, "
+            "or check the data for NaN/inf values (seglab-inspect data=...)."
+        )
 
     def on_train_start(self) -> None:
         # The sanity-check validation must not count towards the best score.

@@ -15,8 +15,10 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.config import CONFIG_DIR
 from seglab.data.checks import check_data
@@ -24,6 +26,16 @@ from seglab.module import SegmentationModule
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.ddp_multirun import multirun_job
 from seglab.utils.instantiate import instantiate_named
+from seglab.utils.run_info import (
+    data_fingerprint,
+    distinguishing_overrides,
+    flatten,
+    git_info,
+    hydra_overrides,
+    run_name,
+    sweep_group,
+    wandb_run_id,
+)
 from seglab.utils.wandb_mode import ensure_wandb_mode
 
 log = logging.getLogger(__name__)
@@ -64,10 +76,54 @@ def check_ckpt_path(cfg: DictConfig) -> None:
         raise ValueError("train=false evaluates a checkpoint: also set ckpt_path=<path to .ckpt>")
 
 
+def model_name(cfg: DictConfig) -> str:
+    """The model's config name (``unet``, ``resunet``, ...), the first part of run names."""
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("model")
+        if choice:
+            return choice
+    return cfg.model._target_.rsplit(".", 1)[-1].lower()
+
+
+def complete_wandb_config(cfg: DictConfig, wandb_mode: str) -> None:
+    """Fill what the W&B logger config leaves open: the run name (from the overrides that tell
+    the run apart), the group (the sweep, so a multirun is one comparison), the job type (``eval``
+    for ``train=false``), the id of the run a resumed training continues, and model artifacts
+    only when W&B is online."""
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if not wandb_cfg:
+        return
+    with open_dict(cfg):
+        if not wandb_cfg.get("name"):
+            wandb_cfg.name = run_name(model_name(cfg), distinguishing_overrides())
+        if not wandb_cfg.get("group"):
+            wandb_cfg.group = sweep_group()
+        if not cfg.get("train", True):
+            wandb_cfg.job_type = "eval"
+        elif cfg.get("ckpt_path") and not wandb_cfg.get("id"):
+            # resuming: keep logging into the W&B run of the checkpoint's run folder
+            wandb_cfg.id = wandb_run_id(Path(cfg.ckpt_path).resolve().parent.parent)
+        if wandb_cfg.get("log_model") and wandb_mode != "online":
+            log.info("W&B is %s: checkpoints are not uploaded as model artifacts", wandb_mode)
+            wandb_cfg.log_model = False
+
+
+def run_hparams(cfg: DictConfig, net: torch.nn.Module, datamodule) -> dict[str, Any]:
+    """The resolved config plus what reproduces and compares the run: overrides, git state,
+    data fingerprint and parameter count."""
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    hparams["overrides"] = " ".join(hydra_overrides())
+    hparams["git"] = git_info(hydra.utils.get_original_cwd() if HydraConfig.initialized() else ".")
+    hparams["data"]["fingerprint"] = data_fingerprint(datamodule.datasets)
+    hparams["model"]["params"] = sum(p.numel() for p in net.parameters())
+    return hparams
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training (and test) task; returns the final metrics as floats."""
     check_ckpt_path(cfg)
     wandb_mode = ensure_wandb_mode()
+    complete_wandb_config(cfg, wandb_mode)
     output_dir = Path(cfg.paths.output_dir)
     print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     if cfg.get("seed") is not None:
@@ -92,10 +148,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_named(cfg.get("logger"), "logger")
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
-    hparams = OmegaConf.to_container(cfg, resolve=True)
-    hparams["model/params"] = sum(p.numel() for p in net.parameters())
+    hparams = run_hparams(cfg, net, datamodule)
     for logger in trainer.loggers:
-        logger.log_hyperparams(hparams)
+        # W&B: flat keys (model.depth, optimizer.lr, ...) are dashboard columns as they are
+        logger.log_hyperparams(flatten(hparams) if isinstance(logger, WandbLogger) else hparams)
     if wandb_mode == "offline" and any("Wandb" in type(lg).__name__ for lg in trainer.loggers):
         log_offline_hint(output_dir)
 

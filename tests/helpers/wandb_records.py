@@ -76,3 +76,11 @@ def run_file(run_dir: str | Path) -> Path:
     if len(files) != 1:
         raise AssertionError(f"expected one offline W&B run under {run_dir}, found {files}")
     return files[0]
+
+
+def run_info(records) -> wandb_internal_pb2.RunRecord:
+    """The run's own record: ``display_name``, ``run_group``, ``job_type``, ``run_id``, ``tags``."""
+    for record in records:
+        if record.WhichOneof("record_type") == "run":
+            return record.run
+    raise AssertionError("the run file holds no run record")

@@ -229,6 +229,11 @@ class FolderDataset(Dataset):
     def stems(self) -> list[str]:
         return [stem for stem, _, _ in self.samples]
 
+    @property
+    def files(self) -> list[Path]:
+        """Every image and mask file, in sample order (the run's data fingerprint hashes them)."""
+        return [path for _, image, mask in self.samples for path in (image, mask)]
+
     def __len__(self) -> int:
         return len(self.samples)
 

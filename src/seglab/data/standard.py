@@ -159,6 +159,12 @@ class OxfordPet(Dataset):
     def image_ids(self) -> list[str]:
         return [self._dataset._images[i].stem for i in self.indices]
 
+    @property
+    def files(self) -> list[Path]:
+        """Every image and trimap file, in sample order (hashed into the data fingerprint)."""
+        data = self._dataset
+        return [Path(p) for i in self.indices for p in (data._images[i], data._segs[i])]
+
     def __len__(self) -> int:
         return len(self.indices)
 
@@ -235,6 +241,12 @@ class PascalVOC(Dataset):
         )
         self.year, self.image_set = year, image_set
         self.class_names = list(VOC_CLASSES)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every image and mask file, in sample order (hashed into the data fingerprint)."""
+        data = self._dataset
+        return [Path(p) for pair in zip(data.images, data.masks, strict=True) for p in pair]
 
     def __len__(self) -> int:
         return len(self._dataset)

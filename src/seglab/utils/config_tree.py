@@ -30,5 +30,6 @@ def print_config_tree(
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
     if save_to is not None:
+        Path(save_to).parent.mkdir(parents=True, exist_ok=True)
         with open(save_to, "w") as file:
             rich.print(tree, file=file)

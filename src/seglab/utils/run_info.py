@@ -1,0 +1,142 @@
+"""What a run records about itself so that runs can be compared and reproduced: the code version
+(git commit and dirty flag), the command-line overrides, a fingerprint of the data, the W&B run
+name (from the overrides) and group (the sweep), and the flattened config as dashboard columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+# Overrides that say where or how a run is logged, not what it trains: left out of run names.
+NOT_IN_NAME = ("hydra.", "paths.", "logger", "callbacks", "tags", "task_name", "ckpt_path")
+MAX_NAME_LENGTH = 128
+
+
+def git_info(cwd: str | Path) -> dict[str, Any]:
+    """``commit``, ``branch`` and ``dirty`` (uncommitted changes to tracked files) of the git
+    checkout that holds ``cwd``; empty values outside a checkout or without git."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "branch": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": commit,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+    }
+
+
+def dataset_identity(dataset) -> list[str]:
+    """What identifies a dataset's samples: its files (relative path and size), or, for datasets
+    without files (synthetic), its parameters."""
+    files = getattr(dataset, "files", None)
+    if files is not None:
+        root = Path(getattr(dataset, "root", "/"))
+        lines = []
+        for path in map(Path, files):
+            name = path.relative_to(root) if path.is_relative_to(root) else path.name
+            size = path.stat().st_size if path.is_file() else -1
+            lines.append(f"{name}:{size}")
+        return lines
+    simple = (int, float, str, bool, tuple, list, type(None))
+    params = {k: v for k, v in sorted(vars(dataset).items()) if isinstance(v, simple)}
+    return [f"{type(dataset).__name__}{params}", f"len={len(dataset)}"]
+
+
+def data_fingerprint(datasets: Mapping[str, Any]) -> dict[str, Any]:
+    """Sample counts per split and short hashes of each split's file list and of all of them."""
+    fingerprint: dict[str, Any] = {}
+    total = hashlib.sha256()
+    for split, dataset in datasets.items():
+        identity = "\n".join(dataset_identity(dataset)).encode()
+        fingerprint[f"{split}_samples"] = len(dataset)
+        fingerprint[f"{split}_hash"] = hashlib.sha256(identity).hexdigest()[:12]
+        total.update(split.encode() + b"\0" + identity + b"\0")
+    fingerprint["hash"] = total.hexdigest()[:12]
+    return fingerprint
+
+
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of this run or multirun job (empty outside ``@hydra.main``)."""
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def _sweep_dir() -> Path | None:
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir)
+
+
+def sweep_group() -> str | None:
+    """The id shared by the jobs of one multirun: the name of the sweep folder."""
+    sweep_dir = _sweep_dir()
+    return sweep_dir.name if sweep_dir else None
+
+
+def distinguishing_overrides() -> list[str]:
+    """The overrides that tell this run apart: all of them in a single run; in a multirun job,
+    those not given to the whole sweep (the sweep's own overrides are in its ``multirun.yaml``,
+    which every Hydra launcher writes before the jobs start)."""
+    overrides = hydra_overrides()
+    sweep_dir = _sweep_dir()
+    if sweep_dir is not None and (sweep_dir / "multirun.yaml").is_file():
+        common = set(OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides.task)
+        overrides = [o for o in overrides if o not in common]
+    return overrides
+
+
+def run_name(base: str, overrides: Iterable[str]) -> str:
+    """A short, readable run name: ``base`` then each override as ``<last key part><value>``
+    (group choices by their value alone, paths by their last part), e.g. ``unet-lr0.001-dice``."""
+    parts = [base] if base else []
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or key.startswith(NOT_IN_NAME) or value == base:
+            continue
+        value = value.rstrip("/").rsplit("/", 1)[-1]  # a path: its last part
+        short = value if "." not in key and "/" not in key else key.split(".")[-1] + value
+        parts.append(re.sub(r"[^\w.,\[\]+-]", "", short))
+    return "-".join(parts)[:MAX_NAME_LENGTH] or "run"
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """``{"model": {"depth": 4}}`` -> ``{"model.depth": 4}``: keys as in Hydra overrides; lists
+    stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, name, sep))
+        else:
+            flat[name] = value
+    return flat
+
+
+def wandb_run_id(run_dir: str | Path) -> str | None:
+    """The id of the W&B run logged under ``run_dir`` (online or offline), if any."""
+    runs = sorted(Path(run_dir).glob("wandb/*run-*/run-*.wandb"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].stem.removeprefix("run-") if runs else None
