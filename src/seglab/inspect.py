@@ -29,13 +29,20 @@ from omegaconf import DictConfig
 from seglab.config import CONFIG_DIR
 from seglab.data.checks import check_data, spaced_indices
 from seglab.data.io import shorten
+from seglab.utils.overlay import (
+    class_colours,
+    display_image,
+    legend_handles,
+    new_figure,
+    normalisation,
+    overlay,
+)
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 SAMPLES_PER_ROW = 4
 MAX_CLASS_COLUMNS = 8
-IGNORE_COLOUR = (1.0, 1.0, 1.0)
 
 
 def unit_scale(image: np.ndarray) -> np.ndarray:
@@ -109,67 +116,24 @@ def format_list(values: list[float], digits: int = 4) -> str:
     return "[" + ",".join(f"{round(v, digits):g}" for v in values) + "]"
 
 
-def class_colours(num_classes: int) -> np.ndarray:
-    """One RGB colour per class (tab10 / tab20, else evenly spaced hues)."""
-    import matplotlib
-
-    if num_classes <= 10:
-        colours = matplotlib.colormaps["tab10"].colors[:num_classes]
-    elif num_classes <= 20:
-        colours = matplotlib.colormaps["tab20"].colors[:num_classes]
-    else:
-        colours = matplotlib.colormaps["hsv"](np.linspace(0, 1, num_classes, endpoint=False))
-    return np.asarray(colours, dtype=np.float64)[:, :3]
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, ignore_index: int):
-    """``image`` (H x W x 3, 0..1) with each class's colour blended in at 50%."""
-    valid = (mask >= 0) & (mask < len(colours))
-    colour = np.zeros((*mask.shape, 3))
-    colour[valid] = colours[mask[valid]]
-    colour[mask == ignore_index] = IGNORE_COLOUR
-    blend = valid | (mask == ignore_index)
-    out = image.copy()
-    out[blend] = 0.5 * image[blend] + 0.5 * colour[blend]
-    return out
-
-
-def normalisation(pipeline) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and std of the pipeline's ``Normalize`` (appended by ``build_pipeline``)."""
-    import albumentations as A
-
-    normalize = [t for t in pipeline.transforms if isinstance(t, A.Normalize)][-1]
-    return np.asarray(normalize.mean, np.float64), np.asarray(normalize.std, np.float64)
-
-
 def save_samples(datamodule, path: Path, num_samples: int) -> Path | None:
     """``num_samples`` augmented train samples (evenly spaced), de-normalised for display."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
     dataset = datamodule.split("train")
     indices = spaced_indices(len(dataset), num_samples)
     if not indices or num_samples <= 0:
         return None
-    mean, std = normalisation(datamodule.pipelines["train"])
+    stats = normalisation(datamodule.pipelines["train"])
     colours = class_colours(datamodule.num_classes)
     per_row = min(SAMPLES_PER_ROW, len(indices))
     rows = math.ceil(len(indices) / per_row)
-    figure, axes = plt.subplots(
-        rows, 2 * per_row, figsize=(2.4 * 2 * per_row, 2.7 * rows + 0.6), squeeze=False
-    )
+    figure = new_figure(2.4 * 2 * per_row, 2.7 * rows + 0.6)
+    axes = figure.subplots(rows, 2 * per_row, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     seen_ignore = False
     for slot, index in enumerate(indices):
         sample = dataset[index]
-        image = sample["image"].numpy().transpose(1, 2, 0) * std + mean
-        image = np.clip(image, 0, 1)
-        if image.shape[-1] != 3:
-            image = np.repeat(image[..., :1], 3, axis=-1)
+        image = display_image(sample["image"].numpy(), stats)
         mask = sample["mask"].numpy()
         seen_ignore |= bool((mask == datamodule.ignore_index).any())
         row, column = divmod(slot, per_row)
@@ -179,18 +143,7 @@ def save_samples(datamodule, path: Path, num_samples: int) -> Path | None:
             overlay(image, mask, colours, datamodule.ignore_index), interpolation="nearest"
         )
         axes[row, 2 * column + 1].set_title("mask", fontsize=8)
-    handles = [
-        Patch(color=colours[c], label=f"{c}: {name}")
-        for c, name in enumerate(datamodule.class_names)
-    ]
-    if seen_ignore:
-        handles.append(
-            Patch(
-                facecolor=IGNORE_COLOUR,
-                edgecolor="black",
-                label=f"{datamodule.ignore_index}: ignore",
-            )
-        )
+    handles = legend_handles(datamodule.class_names, colours, datamodule.ignore_index, seen_ignore)
     figure.legend(
         handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False
     )
@@ -198,7 +151,6 @@ def save_samples(datamodule, path: Path, num_samples: int) -> Path | None:
     figure.tight_layout(rect=(0, 0.08 if rows == 1 else 0.05, 1, 0.97), h_pad=1.5)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path
 
 

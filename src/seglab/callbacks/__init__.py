@@ -1,5 +1,7 @@
 """Lightning callbacks for seglab runs (named in ``conf/callbacks/*.yaml``)."""
 
 from seglab.callbacks.encoder_freezing import EncoderFreezeUnfreeze
+from seglab.callbacks.prediction_images import PredictionImages
+from seglab.callbacks.segmentation_report import SegmentationReport
 
-__all__ = ["EncoderFreezeUnfreeze"]
+__all__ = ["EncoderFreezeUnfreeze", "PredictionImages", "SegmentationReport"]
