@@ -63,13 +63,8 @@ def tiny_cfg(tmp_path):
     return lambda *overrides: compose_train(tmp_path, [*TINY, "logger=csv", *overrides])
 
 
-def run_train_script(
-    args: list[str], cwd: Path, timeout: float = 300, check: bool = False
-) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` in a subprocess (as a user runs it; required for DDP).
-
-    ``check=True`` fails the test with the tail of stderr when the script exits non-zero.
-    """
+def train_script_env() -> dict[str, str]:
+    """The environment of a ``train.py`` subprocess: W&B offline, no network at import."""
     env = {
         **os.environ,
         "WANDB_MODE": "offline",
@@ -77,10 +72,25 @@ def run_train_script(
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("WANDB_API_KEY", None)
+    return env
+
+
+def train_script_argv(args: list[str]) -> list[str]:
+    """``python train.py ARGS`` as an argv (for ``subprocess.Popen``, e.g. to interrupt it)."""
+    return [sys.executable, str(REPO_ROOT / "train.py"), *args]
+
+
+def run_train_script(
+    args: list[str], cwd: Path, timeout: float = 300, check: bool = False
+) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in a subprocess (as a user runs it; required for DDP).
+
+    ``check=True`` fails the test with the tail of stderr when the script exits non-zero.
+    """
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train.py"), *args],
+        train_script_argv(args),
         cwd=cwd,
-        env=env,
+        env=train_script_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -5,22 +5,15 @@ The real script runs in a subprocess, as users run it (DDP re-executes the scrip
 
 from __future__ import annotations
 
-import csv
 import re
-from pathlib import Path
 
 import pytest
 
 from .conftest import TINY, run_train_script
 from .helpers import wandb_records
-from .helpers.runs import last_metrics, validated_epochs
+from .helpers.runs import last_metrics, sweep_summary, validated_epochs
 
 pytestmark = pytest.mark.slow
-
-
-def summary(sweep_dir: Path) -> dict[int, dict[str, str]]:
-    with open(sweep_dir / "summary.csv") as file:
-        return {int(row["job"]): row for row in csv.DictReader(file)}
 
 
 def test_grid_runs_each_job_in_its_folder_and_summarises_the_objective(tmp_path):
@@ -31,7 +24,7 @@ def test_grid_runs_each_job_in_its_folder_and_summarises_the_objective(tmp_path)
         check=True,
     )
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1"]
-    rows = summary(sweep_dir)
+    rows = sweep_summary(sweep_dir)
     assert sorted(rows) == [0, 1]
     for job, lr in ((0, "0.001"), (1, "0.01")):
         job_dir = sweep_dir / str(job)
@@ -58,7 +51,7 @@ def test_a_failed_job_is_listed_as_failed_beside_the_completed_ones(tmp_path):
     # Hydra's basic sweeper runs every job, then re-raises the failed job's exception
     assert result.returncode != 0
     assert "UNet depth must be >= 1" in result.stderr
-    rows = summary(sweep_dir)
+    rows = sweep_summary(sweep_dir)
     assert rows[0]["status"] == "completed" and float(rows[0]["value"]) > 0
     assert rows[1]["overrides"] == "model.depth=0" and rows[1]["value"] == ""
     assert rows[1]["status"].startswith("failed: ")
@@ -87,13 +80,21 @@ def test_grid_with_ddp_runs_each_job_once_in_its_own_folder(tmp_path, monkeypatc
     assert [p.name for p in (tmp_path / "logs" / "train").iterdir()] == ["multiruns"]
     (sweep_dir,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1"]
-    rows = summary(sweep_dir)
+    rows = sweep_summary(sweep_dir)
     assert sorted(rows) == [0, 1]
-    for job, lr in ((0, 0.001), (1, 0.01)):
+    for job, lr, name in ((0, 0.001, "unet-lr0.001"), (1, 0.01, "unet-lr0.01")):
         job_dir = sweep_dir / str(job)
         metrics, epochs = last_metrics(job_dir), validated_epochs(job_dir)
         assert epochs == {0, 1}
         assert float(rows[job]["value"]) == pytest.approx(metrics["val/dice_best"], abs=1e-6)
-        # one W&B run per job (rank zero only), holding that job's config
-        run = wandb_records.run_file(job_dir)
-        assert wandb_records.config(wandb_records.read_records(run))["optimizer"]["lr"] == lr
+        # one W&B run per job (rank zero only), holding that job's config, named by what varies
+        # in the sweep, grouped with the other job under the sweep's id
+        records = wandb_records.read_records(wandb_records.run_file(job_dir))
+        assert wandb_records.config(records)["optimizer.lr"] == lr
+        run = wandb_records.run_info(records)
+        assert (run.display_name, run.run_group, run.job_type) == (name, sweep_dir.name, "train")
+        # the local media of each validation epoch, drawn once (rank zero)
+        assert sorted(p.name for p in (job_dir / "predictions").iterdir()) == [
+            "epoch_000.png",
+            "epoch_001.png",
+        ]

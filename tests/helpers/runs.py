@@ -1,4 +1,5 @@
-"""Read what a training run wrote: its CSV metrics (``<run dir>/csv/metrics.csv``)."""
+"""Read what a training run wrote: its CSV metrics (``<run dir>/csv/metrics.csv``), and what a
+sweep wrote: its summary (``<sweep dir>/summary.csv``)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,9 @@ def last_metrics(run_dir: Path) -> dict[str, float]:
 def validated_epochs(run_dir: Path) -> set[int]:
     """The epochs that logged ``val/dice``."""
     return {int(row["epoch"]) for row in metric_rows(run_dir) if row.get("val/dice")}
+
+
+def sweep_summary(sweep_dir: Path) -> dict[int, dict[str, str]]:
+    """The rows of a sweep's ``summary.csv`` by job number."""
+    with open(Path(sweep_dir) / "summary.csv", newline="") as file:
+        return {int(row["job"]): row for row in csv.DictReader(file)}

@@ -33,8 +33,12 @@ def in_multirun() -> bool:
 
 
 def job_argv(argv: list[str], task_overrides: list[str]) -> list[str]:
-    """``argv`` without ``-m`` and the sweep: the script, its config flags, this job's overrides."""
-    args = get_args_parser().parse_args(argv[1:])
+    """``argv`` without ``-m`` and the sweep: the script, its config flags, this job's overrides.
+
+    Known flags only: a launcher's worker process (Ray's, say) has an argv of its own, on which
+    a strict parse would exit the job.
+    """
+    args, _ = get_args_parser().parse_known_args(argv[1:])
     flags = [
         f"--{name.replace('_', '-')}={getattr(args, name)}"
         for name in ("config_path", "config_name", "config_dir")

@@ -1,16 +1,25 @@
 """Hydra callbacks for sweeps (``-m``), set under ``hydra.callbacks`` in conf/hydra/default.yaml.
 
-:class:`SweepSummary` tabulates the objective per job: after each multirun job it records the job
-number, the overrides that vary between jobs, the returned objective (``optimized_metric``) and the
-status, and rewrites ``summary.csv`` and ``summary.md`` in the sweep folder, so the table also
-survives a failed job (Hydra's basic sweeper raises the first job's exception only after all jobs
-ran, and then never calls ``on_multirun_end``). At the end of a sweep that completed it prints the
-table. :class:`SweepHydraConfig` lets the sweep folder resolve ``${hydra:runtime.cwd}``.
+:class:`SweepSummary` tabulates the objective per job: job number, the overrides that vary
+between jobs, the returned objective (``optimized_metric``) and the status. It works with every
+launcher: with joblib, submitit (SLURM) or Ray the jobs end in other processes than the one that
+started the sweep, so each job writes its own row into ``<job dir>/job_result.json`` and then
+rebuilds ``summary.csv`` and ``summary.md`` in the sweep folder from every job's row, sorted by
+job number, under a file lock (jobs may end at the same time). The files thus also hold the
+trials of a resumed Optuna study and survive a failed job (Hydra's basic sweeper raises the
+first failed job's exception after all jobs ran, and then never calls ``on_multirun_end``). At
+the end of a sweep that completed, the table is rebuilt once more and printed.
+:class:`SweepHydraConfig` lets the sweep folder resolve ``${hydra:runtime.cwd}``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +27,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
+try:  # POSIX; elsewhere jobs that end at the same moment may each miss the other's row
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
 COLUMNS = ("job", "overrides", "objective", "value", "status")
+RESULT_FILE = "job_result.json"
 
 
 class SweepHydraConfig(Callback):
@@ -38,55 +54,80 @@ class SweepSummary(Callback):
     def __init__(self, filename: str = "summary") -> None:
         self.filename = filename
         self.common: set[str] = set()
-        self.rows: list[dict[str, Any]] = []
-        self.sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Overrides given once for every job (e.g. trainer.max_epochs=2): left out of the table.
+        # Launchers hand this callback, with this state, to the processes that run the jobs.
         self.common = set(config.hydra.overrides.task)
-        self.rows = []
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN:
-            return  # a single run, or a DDP child re-running one job
+        if config.hydra.mode != RunMode.MULTIRUN or rank_zero_only.rank != 0:
+            return  # a single run, a DDP child re-running one job, or a SLURM task of rank > 0
         failed = job_return.status != JobStatus.COMPLETED
         value = job_return._return_value  # the property re-raises a failed job's exception
         varying = [o for o in job_return.overrides or () if o not in self.common]
-        self.rows.append(
-            {
-                "job": config.hydra.job.num,
-                "overrides": " ".join(varying),
-                "objective": config.get("optimized_metric"),
-                "value": "" if failed or value is None else value,
-                "status": f"failed: {type(value).__name__}: {value}" if failed else "completed",
-            }
-        )
+        row = {
+            "job": config.hydra.job.num,
+            "overrides": " ".join(varying),
+            "objective": config.get("optimized_metric"),
+            "value": "" if failed or value is None else value,
+            "status": f"failed: {type(value).__name__}: {value}" if failed else "completed",
+        }
+        job_dir = Path(config.hydra.runtime.output_dir)
+        write_atomic(job_dir / RESULT_FILE, json.dumps(row, default=str))
         # resolved here, while the job's HydraConfig is set (the folder may use ${hydra:...})
-        self.sweep_dir = Path(config.hydra.sweep.dir)
-        self.write()
+        self.write(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if self.rows:  # the files were written after the last job
-            path = self.sweep_dir / f"{self.filename}.md"
-            print(f"\nSweep summary ({path}):\n{self.markdown()}", flush=True)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir() and collect_rows(sweep_dir):
+            path = self.write(sweep_dir)
+            print(f"\nSweep summary ({path}):\n{path.read_text().strip()}", flush=True)
 
-    def markdown(self) -> str:
-        objective = next((r["objective"] for r in self.rows if r["objective"]), "objective")
-        lines = [f"| job | overrides | {objective} | status |", "| --- | --- | --- | --- |"]
-        for row in self.rows:
-            value = f"{row['value']:.4f}" if isinstance(row["value"], float) else row["value"]
-            status = " ".join(row["status"].replace("|", "/").split())[:200]
-            lines.append(f"| {row['job']} | {row['overrides']} | {value} | {status} |")
-        return "\n".join(lines)
-
-    def write(self) -> Path:
-        """Write ``<filename>.csv`` (full values) and ``<filename>.md``; returns the ``.md``."""
-        sweep_dir = self.sweep_dir
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        with open(sweep_dir / f"{self.filename}.csv", "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=COLUMNS)
+    def write(self, sweep_dir: Path) -> Path:
+        """Rebuild ``<filename>.csv`` (full values) and ``<filename>.md`` from every job's row;
+        returns the ``.md``."""
+        with locked(sweep_dir / f".{self.filename}.lock"):
+            rows = collect_rows(sweep_dir)
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
             writer.writeheader()
-            writer.writerows(self.rows)
-        path = sweep_dir / f"{self.filename}.md"
-        path.write_text(self.markdown() + "\n")
+            writer.writerows(rows)
+            write_atomic(sweep_dir / f"{self.filename}.csv", text.getvalue())
+            path = sweep_dir / f"{self.filename}.md"
+            write_atomic(path, markdown(rows) + "\n")
         return path
+
+
+def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job's row under ``sweep_dir`` (any ``hydra.sweep.subdir`` depth), by job number."""
+    rows = [json.loads(path.read_text()) for path in sweep_dir.rglob(RESULT_FILE)]
+    return sorted(rows, key=lambda row: row["job"])
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    objective = next((r["objective"] for r in rows if r["objective"]), "objective")
+    lines = [f"| job | overrides | {objective} | status |", "| --- | --- | --- | --- |"]
+    for row in rows:
+        value = f"{row['value']:.4f}" if isinstance(row["value"], float) else row["value"]
+        status = " ".join(row["status"].replace("|", "/").split())[:200]
+        lines.append(f"| {row['job']} | {row['overrides']} | {value} | {status} |")
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers in other processes see the old or the new file, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as file:
+        if fcntl is not None:
+            fcntl.flock(file, fcntl.LOCK_EX)
+        yield
