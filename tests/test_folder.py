@@ -13,7 +13,7 @@ from seglab.data import FolderDataset, SegmentationDataModule
 from seglab.train import run_task
 
 from .conftest import ISBI_DIR, TINY_MODEL, TINY_TRAINER, compose_train
-from .helpers.folders import make_folder, save
+from .helpers.folders import folder_overrides, make_folder, save
 
 STEMS = [f"{i:02d}" for i in range(10)]
 
@@ -303,18 +303,6 @@ def test_unreadable_files_are_named(tmp_path, damage):
 
 
 # --- configs and training ---------------------------------------------------------------------
-
-
-def folder_overrides(root):
-    return [
-        "data=folder",
-        f"data.root='{root}'",
-        "data.in_channels=1",
-        "data.mean=[0.5]",
-        "data.std=[0.25]",
-        "data.batch_size=4",
-        "data.num_workers=0",
-    ]
 
 
 def test_data_folder_trains_end_to_end(tmp_path):

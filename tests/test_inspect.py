@@ -15,7 +15,7 @@ from PIL import Image
 from seglab.inspect import inspect_data, median_frequency_weights
 
 from .conftest import REPO_ROOT, TINY_DATA, compose_train
-from .helpers.folders import make_folder
+from .helpers.folders import folder_overrides, make_folder
 
 
 @pytest.fixture
@@ -99,15 +99,8 @@ def test_max_samples_reads_evenly_spaced_samples(synthetic, tmp_path):
 
 def test_folder_data(tmp_path):
     root = make_folder(tmp_path / "data")
-    overrides = [
-        "data=folder",
-        f"data.root='{root}'",
-        "data.in_channels=1",
-        "data.mean=[0.5]",
-        "data.std=[0.25]",
-        "data.num_workers=0",
-    ]
-    datamodule = hydra.utils.instantiate(compose_train(tmp_path / "run", overrides).data)
+    cfg = compose_train(tmp_path / "run", folder_overrides(root))
+    datamodule = hydra.utils.instantiate(cfg.data)
     summary = inspect_data(datamodule, tmp_path / "out", num_samples=3, show=False)
     assert [s["samples"] for s in summary["splits"].values()] == [7, 2, 1]
     for split in summary["splits"].values():

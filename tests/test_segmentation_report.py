@@ -19,7 +19,7 @@ from seglab.train import run_task
 
 from .conftest import TINY_MODEL, TINY_TRAINER
 from .helpers import wandb_records
-from .helpers.folders import save
+from .helpers.folders import folder_overrides, save
 
 IGNORE = 255
 
@@ -37,19 +37,8 @@ def make_split_folder(root: Path) -> Path:
     return root
 
 
-def folder_overrides(root: Path) -> list[str]:
-    return [
-        "data=folder",
-        f"data.root='{root}'",
-        "data.in_channels=1",
-        "data.mean=[0.5]",
-        "data.std=[0.25]",
-        "data.num_workers=0",
-        "data.batch_size=4",
-        *TINY_MODEL,
-        *TINY_TRAINER,
-        "trainer.max_epochs=1",
-    ]
+def tiny_folder_overrides(root: Path) -> list[str]:
+    return [*folder_overrides(root), *TINY_MODEL, *TINY_TRAINER, "trainer.max_epochs=1"]
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -88,7 +77,7 @@ def test_report_files_match_the_logged_test_metrics_and_wandb(tmp_path):
 
     root = make_split_folder(tmp_path / "data")
     run_dir = tmp_path / "run"
-    metrics = run_task(compose_train(run_dir, [*folder_overrides(root), "logger=wandb"]))
+    metrics = run_task(compose_train(run_dir, [*tiny_folder_overrides(root), "logger=wandb"]))
     assert not (run_dir / "report" / "val").exists()  # validation during fit makes no report
     confusion = check_report(run_dir / "report" / "test", metrics, "test", root / "test")
 
@@ -117,7 +106,7 @@ def test_report_files_match_the_logged_test_metrics_and_wandb(tmp_path):
     # validate-only (train=false): a val report, then the test report
     last = run_dir / "checkpoints" / "last.ckpt"
     eval_dir = tmp_path / "eval"
-    overrides = [*folder_overrides(root), "logger=csv", "train=false", f"ckpt_path={last}"]
+    overrides = [*tiny_folder_overrides(root), "logger=csv", "train=false", f"ckpt_path={last}"]
     metrics = run_task(compose_train(eval_dir, overrides))
     check_report(eval_dir / "report" / "val", metrics, "val", root / "val")
     check_report(eval_dir / "report" / "test", metrics, "test", root / "test")

@@ -158,3 +158,15 @@ def test_data_fingerprint_of_generated_data_follows_its_parameters():
     assert fingerprint(seed=1) == fingerprint(seed=1)
     assert fingerprint(seed=1) != fingerprint(seed=2)
     assert fingerprint(noise=0.1) != fingerprint(noise=0.2)
+
+
+def test_with_wandb_online_the_checkpoints_become_a_model_artifact(tiny_cfg, tmp_path, monkeypatch):
+    # The upload path, without a network: seglab decides "online", wandb itself writes offline,
+    # so the artifact records land in the run file instead of being sent.
+    monkeypatch.setattr("seglab.train.ensure_wandb_mode", lambda: "online")
+    run_task(tiny_cfg("logger=wandb"))
+    records = wandb_records.read_records(wandb_records.run_file(tmp_path))
+    models = [a for a in wandb_records.artifacts(records) if a.type == "model"]
+    assert models, "no model artifact was logged"
+    assert {a.name for a in models} == {f"model-{wandb_records.run_info(records).run_id}"}
+    assert {alias for a in models for alias in a.aliases} == {"best", "latest"}

@@ -29,3 +29,16 @@ def make_folder(
         save(root / "images" / f"{stem}{image_ext}", image)
         save(root / "masks" / f"{stem}{mask_suffix}{mask_ext}", (image > 127).astype(np.uint8))
     return root
+
+
+def folder_overrides(root: Path) -> list[str]:
+    """``data=folder`` on the 1-channel folder at ``root``, in one process, batches of 4."""
+    return [
+        "data=folder",
+        f"data.root='{root}'",
+        "data.in_channels=1",
+        "data.mean=[0.5]",
+        "data.std=[0.25]",
+        "data.batch_size=4",
+        "data.num_workers=0",
+    ]
