@@ -111,16 +111,28 @@ def distinguishing_overrides() -> list[str]:
 
 def run_name(base: str, overrides: Iterable[str]) -> str:
     """A short, readable run name: ``base`` then each override as ``<last key part><value>``
-    (group choices by their value alone, paths by their last part), e.g. ``unet-lr0.001-dice``."""
+    (group choices by their value alone, paths by their last part, long decimals to 4 significant
+    digits), e.g. ``unet-lr0.001-dice``."""
     parts = [base] if base else []
     for override in overrides:
         key, sep, value = override.lstrip("+~").partition("=")
         if not sep or key.startswith(NOT_IN_NAME) or value == base:
             continue
         value = value.rstrip("/").rsplit("/", 1)[-1]  # a path: its last part
+        value = short_number(value)
         short = value if "." not in key and "/" not in key else key.split(".")[-1] + value
         parts.append(re.sub(r"[^\w.,\[\]+-]", "", short))
     return "-".join(parts)[:MAX_NAME_LENGTH] or "run"
+
+
+def short_number(value: str) -> str:
+    """``0.00024156772025296256`` (an Optuna sample) -> ``0.0002416``; anything else unchanged."""
+    if len(value) <= 8:
+        return value  # short as written: 1e-4, 0.001, 1.0
+    try:
+        return f"{float(value):.4g}"
+    except ValueError:
+        return value
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
