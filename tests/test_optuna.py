@@ -28,6 +28,7 @@ from seglab.config import CONFIG_DIR
 from seglab.utils.optuna_sweeper import INTERRUPTED, JOB, WatchedLauncher
 
 from .conftest import TINY, run_train_script, train_script_argv, train_script_env
+from .helpers import wandb_records
 from .helpers.runs import last_metrics, sweep_summary
 
 SEARCH = "hparams_search=unet_optuna"
@@ -255,8 +256,9 @@ def test_an_interrupted_search_resumes_to_n_trials_in_all(tmp_path):
 @pytest.mark.slow
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path):
     sweep_dir = tmp_path / "sweep"
+    with_wandb = [o for o in tiny("model.depth") if o != "logger=csv"] + ["logger=wandb"]
     result = run_train_script(
-        ["-m", SEARCH, *tiny("model.depth"), "model.depth=choice(0,2)"]
+        ["-m", SEARCH, *with_wandb, "model.depth=choice(0,2)"]
         + ["hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path,
     )
@@ -276,6 +278,14 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path):
             assert rows[number]["value"] == ""
         else:
             assert rows[number]["status"] == "completed"
+            # the trial's W&B run: named by the parameters the search drew, grouped by the sweep
+            records = wandb_records.read_records(wandb_records.run_file(sweep_dir / str(number)))
+            run = wandb_records.run_info(records)
+            params = study.trials[number].params
+            assert run.display_name.startswith(f"unet-lr{params['optimizer.lr']:.4g}-")
+            assert f"-depth2-{params['loss']}-" in run.display_name
+            assert "num_samples" not in run.display_name  # fixed for the whole search
+            assert run.run_group == "sweep"
 
 
 @pytest.mark.slow

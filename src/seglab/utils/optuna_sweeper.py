@@ -78,6 +78,11 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         self.launcher = WatchedLauncher(self.launcher)
 
     def sweep(self, arguments: list[str]) -> None:
+        # as Hydra's basic sweeper does: the sweep's own config and overrides, which tell the
+        # jobs which of their overrides were drawn by the search (seglab's W&B run names)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         study = self.open_study()
         completed_before = 0
         if study is not None:
