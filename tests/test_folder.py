@@ -350,3 +350,12 @@ def test_isbi2012_preset_splits_25_5_with_membrane_as_class_1(tmp_path):
     batch = dm.split("train")[0]
     assert batch["image"].shape == (1, 256, 256) and batch["mask"].shape == (256, 256)
     assert dm.split("val")[0]["image"].shape == (1, 512, 512)
+
+
+def test_one_rule_decides_which_mask_values_are_invalid():
+    from seglab.data.io import invalid_mask_values
+
+    mask = np.array([[0, 1, 255], [3, 7, 7]], dtype=np.int16)
+    assert invalid_mask_values(mask, num_classes=4, ignore_index=255) == [7]
+    assert invalid_mask_values(mask, num_classes=4, ignore_index=254) == [7, 255]
+    assert invalid_mask_values(np.array([-1, 0, 1]), num_classes=2, ignore_index=255) == [-1]

@@ -22,7 +22,7 @@ import rich.table
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.data.folder import FolderDataset
-from seglab.data.io import read_image, read_mask, shorten
+from seglab.data.io import invalid_mask_values, read_image, read_mask, shorten
 
 SPLITS = ("train", "val", "test")
 SHOWN_FILES = 5
@@ -158,9 +158,10 @@ def check_split(name: str, dataset, datamodule, max_samples: int | None) -> Spli
             found["size"].append(
                 (image_name, f"{size_text(image.shape)} but {mask_name} is {size_text(mask.shape)}")
             )
-        values = np.unique(mask).tolist()
+        unique = np.unique(mask)
+        values = unique.tolist()
         split.classes.update(v for v in values if 0 <= v < num_classes)
-        bad = [v for v in values if not 0 <= v < num_classes and v != ignore_index]
+        bad = invalid_mask_values(unique, num_classes, ignore_index)
         binary = set(values) == {0, 255} and not has_mapping(dataset)
         if binary and (bad or ignore_index == 255):
             found["binary"].append((mask_name, "values 0 and 255"))

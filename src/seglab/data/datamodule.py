@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seglab.data.io import invalid_mask_values
 from seglab.data.transforms import build_pipeline
 
 SPLITS = ("train", "val", "test")
@@ -57,14 +58,14 @@ class TransformedDataset(Dataset):
 
     def _check_mask(self, mask: np.ndarray, index: int) -> None:
         values = np.unique(mask)
-        bad = values[(values >= self.num_classes) & (values != self.ignore_index)]
-        if bad.size:
+        bad = invalid_mask_values(values, self.num_classes, self.ignore_index)
+        if bad:
             hint = ""
             if set(values.tolist()) <= {0, 255} and self.num_classes > 2:
                 hint = " It looks like a 0/255 binary mask: map 255 to 1 for a 2-class task."
             raise ValueError(
                 f"{self.split} sample {index} of {type(self.dataset).__name__}: mask values "
-                f"{bad.tolist()} are not class indices 0..{self.num_classes - 1} nor ignore_index "
+                f"{bad} are not class indices 0..{self.num_classes - 1} nor ignore_index "
                 f"{self.ignore_index}. Fix the mask, the number of classes (data.class_names) or "
                 f"data.ignore_index.{hint}"
             )

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from seglab.data.io import mapping_table, palette_table, read_image, read_mask, shorten
+from seglab.data.io import (
+    invalid_mask_values,
+    mapping_table,
+    palette_table,
+    read_image,
+    read_mask,
+    shorten,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SPLITS = ("train", "val", "test")
@@ -262,7 +269,7 @@ class FolderDataset(Dataset):
                 "of loss and metrics. For 0/255 binary masks set mask_mapping {0: 0, 255: 1}",
                 stacklevel=2,
             )
-        bad = values[(values >= len(self.class_names)) & (values != self.ignore_index)].tolist()
+        bad = invalid_mask_values(values, len(self.class_names), self.ignore_index)
         if bad:
             raise ValueError(
                 f"mask {path} has values {shorten(bad)} that are not class indices 0.."

@@ -29,6 +29,13 @@ def shorten(items: Iterable, limit: int = 10) -> str:
     return ", ".join(items[:limit]) + more
 
 
+def invalid_mask_values(values: np.ndarray, num_classes: int, ignore_index: int) -> list[int]:
+    """The values among ``values`` (a mask, or its unique values) that are neither class indices
+    ``0..num_classes-1`` nor ``ignore_index``: the one rule every mask check applies."""
+    values = np.unique(values)
+    return values[((values < 0) | (values >= num_classes)) & (values != ignore_index)].tolist()
+
+
 def open_image(path: Path) -> Image.Image:
     """The decoded file; unreadable, truncated or non-image files name the file."""
     try:

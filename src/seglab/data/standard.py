@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from seglab.data.io import invalid_mask_values
+
 IGNORE_INDEX = 255
 VOC_CLASSES = (
     "background",
@@ -260,11 +262,10 @@ class PascalVOC(Dataset):
                 "PNG (mode P) whose pixel values are class indices"
             )
         mask = np.asarray(target, dtype=np.uint8)
-        values = np.unique(mask)
-        bad = values[(values >= len(VOC_CLASSES)) & (values != IGNORE_INDEX)]
-        if bad.size:
+        bad = invalid_mask_values(mask, len(VOC_CLASSES), IGNORE_INDEX)
+        if bad:
             raise ValueError(
-                f"VOC mask {path} holds values {bad.tolist()} that are neither classes 0..20 nor "
+                f"VOC mask {path} holds values {bad} that are neither classes 0..20 nor "
                 "void 255: replace it with the original SegmentationClass PNG"
             )
         image = _to_array(image, 3)

@@ -30,6 +30,8 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
+from seglab.compare import markdown_table
+
 try:  # POSIX; elsewhere jobs that end at the same moment may each miss the other's row
     import fcntl
 except ImportError:  # pragma: no cover
@@ -106,13 +108,18 @@ def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
+    """The table of ``summary.md`` (seglab-compare's Markdown table; errors cut to 200 chars)."""
     objective = next((r["objective"] for r in rows if r["objective"]), "objective")
-    lines = [f"| job | overrides | {objective} | status |", "| --- | --- | --- | --- |"]
-    for row in rows:
-        value = f"{row['value']:.4f}" if isinstance(row["value"], float) else row["value"]
-        status = " ".join(row["status"].replace("|", "/").split())[:200]
-        lines.append(f"| {row['job']} | {row['overrides']} | {value} | {status} |")
-    return "\n".join(lines)
+    shown = [
+        {
+            "job": str(row["job"]),
+            "overrides": row["overrides"],
+            objective: f"{row['value']:.4f}" if isinstance(row["value"], float) else row["value"],
+            "status": " ".join(row["status"].split())[:200],
+        }
+        for row in rows
+    ]
+    return markdown_table(shown, objective).rstrip("\n")
 
 
 def write_atomic(path: Path, text: str) -> None:
