@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from seglab.compare import (
-    curve_metric,
-    differing_keys,
-    flatten,
-    is_location,
-    main,
-    pick,
-)
+from seglab.compare import curve_metric, differing_keys, is_location, main, pick
+from seglab.utils.run_info import flatten
 
 from .conftest import TINY, run_train_script
 from .helpers.runs import metric_rows
@@ -46,7 +40,14 @@ def read_markdown_table(path: Path) -> list[dict[str, str]]:
 
 def test_flatten_nested_dicts_and_lists():
     cfg = {"a": {"b": 1, "c": [2, {"d": 3}]}, "e": None, "f": {}, "g": []}
-    assert flatten(cfg) == {"a.b": 1, "a.c.0": 2, "a.c.1.d": 3, "e": None, "f": {}, "g": []}
+    assert flatten(cfg, expand_lists=True) == {
+        "a.b": 1,
+        "a.c.0": 2,
+        "a.c.1.d": 3,
+        "e": None,
+        "f": {},
+        "g": [],
+    }
 
 
 def test_differing_keys_skip_equal_values_and_locations():

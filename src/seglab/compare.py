@@ -25,6 +25,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 import seglab.config  # noqa: F401  (registers the ${len:...} resolver used by the configs)
+from seglab.utils.run_info import flatten
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -84,24 +85,6 @@ class Leaderboard:
 # configs: flatten, and keep what differs
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}, "c": [2, 3]}`` -> ``{"a.b": 1, "c.0": 2, "c.1": 3}``."""
-    if isinstance(value, Mapping):
-        items: Iterable[tuple[Any, Any]] = value.items()
-    elif isinstance(value, list | tuple):
-        items = enumerate(value)
-    else:
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    empty = True
-    for key, item in items:
-        empty = False
-        flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-    if empty and prefix:
-        flat[prefix] = [] if isinstance(value, list | tuple) else {}
-    return flat
-
-
 def is_location(key: str) -> bool:
     """Paths, output folders and Hydra's own settings are not hyperparameters."""
     parts = key.split(".")
@@ -141,7 +124,7 @@ def read_params(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
     """The flattened config of a run (interpolations resolved where possible), the Hydra group
     choices (``model: unet``) under the group's name, and the command-line overrides."""
     cfg = OmegaConf.load(run_dir / CONFIG_FILE)
-    flat = flatten(OmegaConf.to_container(cfg, resolve=False))
+    flat = flatten(OmegaConf.to_container(cfg, resolve=False), expand_lists=True)
     for key, value in flat.items():
         if isinstance(value, str) and "${" in value and not is_location(key):
             # a resolver of the training process (hydra:, oc.env): keep the text

@@ -85,7 +85,3 @@ def run_info(records) -> wandb_internal_pb2.RunRecord:
             return record.run
     raise AssertionError("the run file holds no run record")
 
-
-def artifacts(records) -> list[wandb_internal_pb2.ArtifactRecord]:
-    """The logged artifacts (``type``, ``name``, ``aliases``), e.g. model checkpoints."""
-    return [r.artifact for r in records if r.WhichOneof("record_type") == "artifact"]

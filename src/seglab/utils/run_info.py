@@ -40,7 +40,7 @@ def git_info(cwd: str | Path) -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "branch": None, "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
     return {
         "commit": commit,
         "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
@@ -135,16 +135,21 @@ def short_number(value: str) -> str:
         return value
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
-    """``{"model": {"depth": 4}}`` -> ``{"model.depth": 4}``: keys as in Hydra overrides; lists
-    stay values."""
+def flatten(value: Any, prefix: str = "", expand_lists: bool = False) -> dict[str, Any]:
+    """``{"model": {"depth": 4}}`` -> ``{"model.depth": 4}``: keys as in Hydra overrides. Lists
+    stay values (W&B columns), or with ``expand_lists`` become ``key.0``, ``key.1``, ... (so that
+    seglab-compare sees which list items differ). Empty containers stay values."""
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif expand_lists and isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return {prefix: value}
+    if not value:
+        return {prefix: value} if prefix else {}
     flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{sep}{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, name, sep))
-        else:
-            flat[name] = value
+    for key, item in items:
+        flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key), expand_lists))
     return flat
 
 
