@@ -100,6 +100,7 @@ def test_wandb_config_is_completed_only_where_left_open(tiny_cfg):
         (["optimizer.lr=0.001"], "unet-lr0.001"),
         (["model=unet", "optimizer.lr=1e-4", "loss=dice"], "unet-lr1e-4-dice"),
         (["optimizer.lr=0.00024156772025296256", "model.depth=3"], "unet-lr0.0002416-depth3"),
+        (["seed=1234567890"], "unet-1234567890"),
         (["+trainer.gradient_clip_val=1.0", "model.depth=3"], "unet-gradient_clip_val1.0-depth3"),
         # where and how a run logs is not what it trains
         (["hydra.run.dir=/x", "paths.log_dir=/y", "logger=csv", "tags=[a]"], "unet"),

@@ -148,12 +148,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_named(cfg.get("logger"), "logger")
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
-    hparams = run_hparams(cfg, net, datamodule)
-    for logger in trainer.loggers:
-        # W&B: flat keys (model.depth, optimizer.lr, ...) are dashboard columns as they are
-        logger.log_hyperparams(flatten(hparams) if isinstance(logger, WandbLogger) else hparams)
-    if wandb_mode == "offline" and any("Wandb" in type(lg).__name__ for lg in trainer.loggers):
-        log_offline_hint(output_dir)
+    log_run_info(trainer, cfg, net, datamodule, wandb_mode)
 
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("train", True):
@@ -178,13 +173,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @rank_zero_only
-def log_offline_hint(output_dir: Path) -> None:
-    log.info(
-        "W&B: no credentials found, logging offline under %s/wandb. Upload later with "
-        "`wandb sync %s/wandb/offline-run-*` (after `wandb login`), or set WANDB_MODE=disabled.",
-        output_dir,
-        output_dir,
-    )
+def log_run_info(trainer: L.Trainer, cfg: DictConfig, net, datamodule, wandb_mode: str) -> None:
+    """Hand the run's config and bookkeeping to every logger. Rank zero only: the loggers write
+    nothing on the other ranks, so they need not run git or hash the data files either."""
+    hparams = run_hparams(cfg, net, datamodule)
+    wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+    for logger in trainer.loggers:
+        # W&B: flat keys (model.depth, optimizer.lr, ...) are dashboard columns as they are
+        logger.log_hyperparams(flatten(hparams) if logger in wandb_loggers else hparams)
+    if wandb_mode == "offline" and wandb_loggers:
+        output_dir = cfg.paths.output_dir
+        log.info(
+            "W&B: no credentials found, logging offline under %s/wandb. Upload later with "
+            "`wandb sync %s/wandb/offline-run-*` (after `wandb login`), or set "
+            "WANDB_MODE=disabled.",
+            output_dir,
+            output_dir,
+        )
 
 
 @rank_zero_only

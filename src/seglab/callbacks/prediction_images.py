@@ -264,7 +264,6 @@ class PredictionImages(L.Callback):
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
         self.samples: SampleSet | None = None
-        self.written: list[Path] = []
         self.validated = False
         self._warned = False
 
@@ -295,7 +294,7 @@ class PredictionImages(L.Callback):
         epoch = trainer.current_epoch
         path = self.dirpath / f"epoch_{epoch:03d}.png"
         title = f"validation samples, epoch {epoch}, step {trainer.global_step}"
-        self.written.append(save_grid(predictions, path, class_names, ignore_index, title))
+        save_grid(predictions, path, class_names, ignore_index, title)
         for logger in wandb_loggers(trainer):
             logger.log_image(
                 WANDB_KEY,

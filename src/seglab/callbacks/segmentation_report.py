@@ -156,7 +156,6 @@ class SegmentationReport(L.Callback):
 
     def __init__(self, dirpath: str | Path):
         self.dirpath = Path(dirpath)
-        self.written: dict[str, list[Path]] = {}
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.report(trainer, pl_module, "test")
@@ -187,7 +186,6 @@ class SegmentationReport(L.Callback):
             write_confusion_csv(confusion, class_names, folder / "confusion_matrix.csv"),
             save_confusion_png(confusion, class_names, folder / "confusion_matrix.png", title),
         ]
-        self.written[stage] = written
         for logger in wandb_loggers(trainer):
             import wandb
 

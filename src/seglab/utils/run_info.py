@@ -127,8 +127,8 @@ def run_name(base: str, overrides: Iterable[str]) -> str:
 
 def short_number(value: str) -> str:
     """``0.00024156772025296256`` (an Optuna sample) -> ``0.0002416``; anything else unchanged."""
-    if len(value) <= 8:
-        return value  # short as written: 1e-4, 0.001, 1.0
+    if len(value) <= 8 or "." not in value:
+        return value  # short as written (1e-4, 0.001, 1.0), or an integer (a seed)
     try:
         return f"{float(value):.4g}"
     except ValueError:
