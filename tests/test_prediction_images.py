@@ -22,7 +22,7 @@ from seglab.callbacks.prediction_images import (
     save_grid,
     select_samples,
 )
-from seglab.models.common import center_crop
+from seglab.models.base import center_crop
 from seglab.train import run_task
 from seglab.utils.overlay import IGNORE_COLOUR, class_colours, display_image, overlay
 

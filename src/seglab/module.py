@@ -1,5 +1,5 @@
-"""SegmentationModule: any ``nn.Module`` that maps images to per-class logits, trained with a
-configurable loss, optimiser and scheduler, and measured with :mod:`seglab.metrics`.
+"""SegmentationModule: a :class:`seglab.models.SegmentationNet` trained with a configurable loss,
+optimiser and scheduler, and measured with :mod:`seglab.metrics`.
 
 Logged names: ``<stage>/loss``, ``<stage>/iou``, ``<stage>/dice``, ``<stage>/accuracy``,
 ``<stage>/iou/<class>``, ``<stage>/dice/<class>`` for stage in train, val, test, and
@@ -19,7 +19,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 
 from seglab.metrics import segmentation_metrics
-from seglab.models.common import center_crop
+from seglab.models.base import SegmentationNet
 
 # Epoch values are synchronised by torchmetrics before they are logged (see _log_epoch_metrics).
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
@@ -33,8 +33,9 @@ class SegmentationModule(L.LightningModule):
     """Trains ``net`` for per-pixel classification.
 
     Args:
-        net: maps (N, in_channels, H, W) to (N, num_classes, H, W) logits. A smaller output
-            (h, w) is compared with the central (h, w) window of the target.
+        net: maps (N, in_channels, H, W) to (N, num_classes, h, w) logits; the loss and metrics
+            compare them with ``net.align_target(mask, logits)`` (the mask itself, or its centre
+            for a network whose output is smaller).
         loss: called as ``loss(logits, target)`` with int64 (N, H, W) targets.
         optimizer: factory ``optimizer(params=...)``, e.g. a Hydra ``_partial_`` of AdamW.
         scheduler: optional factory ``scheduler(optimizer=...)``, stepped once per epoch.
@@ -44,7 +45,7 @@ class SegmentationModule(L.LightningModule):
 
     def __init__(
         self,
-        net: nn.Module,
+        net: SegmentationNet,
         loss: nn.Module,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
@@ -73,9 +74,7 @@ class SegmentationModule(L.LightningModule):
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         images, masks = batch["image"], batch["mask"]
         logits = self(images)
-        if logits.shape[-2:] != masks.shape[-2:]:
-            # a network without padding (UNet padding=valid) predicts the centre of its input
-            masks = center_crop(masks, logits.shape[-2:])
+        masks = self.net.align_target(masks, logits)
         loss = self.loss(logits, masks)
         if stage == "train" and not torch.isfinite(loss):
             self._diverged(loss)

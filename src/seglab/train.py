@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.config import CONFIG_DIR
 from seglab.data.checks import check_data
+from seglab.models.base import SegmentationNet
 from seglab.module import SegmentationModule
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.ddp_multirun import multirun_job
@@ -48,19 +49,24 @@ def finish_wandb() -> None:
         wandb.finish()
 
 
-def check_compatible(net: torch.nn.Module, datamodule) -> None:
-    """Fail before training when the network and the data disagree on channels or classes."""
-    in_channels = getattr(net, "in_channels", None)
-    if in_channels is not None and in_channels != datamodule.in_channels:
+def check_compatible(net: SegmentationNet, datamodule) -> None:
+    """Fail before training when the network is not a SegmentationNet, or when it and the data
+    disagree on channels or classes."""
+    if not isinstance(net, SegmentationNet):
+        raise TypeError(
+            f"model._target_ built a {type(net).__name__}, not a seglab.models.SegmentationNet: "
+            "derive your network from it (see seglab/models/base.py)"
+        )
+    if net.in_channels != datamodule.in_channels:
         raise ValueError(
-            f"model.in_channels={in_channels} but the data has {datamodule.in_channels} "
+            f"model.in_channels={net.in_channels} but the data has {datamodule.in_channels} "
             f"channel(s); set model.in_channels={datamodule.in_channels}"
         )
-    num_classes = getattr(net, "num_classes", None)
-    if num_classes is not None and num_classes != datamodule.num_classes:
+    if net.num_classes != datamodule.num_classes:
         raise ValueError(
-            f"model.num_classes={num_classes} but data.class_names has {datamodule.num_classes} "
-            f"entries {datamodule.class_names}; set model.num_classes={datamodule.num_classes}"
+            f"model.num_classes={net.num_classes} but data.class_names has "
+            f"{datamodule.num_classes} entries {datamodule.class_names}; set "
+            f"model.num_classes={datamodule.num_classes}"
         )
 
 

@@ -1,13 +1,14 @@
 """Train the decoder alone for a few epochs, then the whole network (``callbacks=finetune``).
 
-The encoder (``pl_module.net.encoder``, anything with ``freeze()`` and ``unfreeze()`` such as
-:class:`seglab.models.ResNetEncoder`) is frozen when fitting starts and unfrozen at the start of
-epoch ``unfreeze_at_epoch``. Freezing only switches ``requires_grad`` off and keeps the encoder's
-batch-norm statistics fixed; the optimiser was built with every parameter of the module from the
-start, and skips parameters that have no gradient (no update, no weight decay, no moment
-estimates). So unfreezing needs no new parameter group: from that epoch on the encoder is trained
-with the same learning rate and schedule as the decoder. Resuming from a checkpoint past
-``unfreeze_at_epoch`` unfreezes at the first resumed epoch.
+The network (``pl_module.net``, a :class:`seglab.models.SegmentationNet` with an ``encoder``:
+``model=resunet`` or ``model=smp``) has its encoder frozen (``net.freeze_encoder()``) when fitting
+starts and unfrozen (``net.unfreeze_encoder()``) at the start of epoch ``unfreeze_at_epoch``; a
+network without an encoder stops the run when fitting is set up. Freezing only switches
+``requires_grad`` off and keeps the encoder's batch-norm statistics fixed; the optimiser was built
+with every parameter of the module from the start, and skips parameters that have no gradient (no
+update, no weight decay, no moment estimates). So unfreezing needs no new parameter group: from
+that epoch on the encoder is trained with the same learning rate and schedule as the decoder.
+Resuming from a checkpoint past ``unfreeze_at_epoch`` unfreezes at the first resumed epoch.
 
 Under DDP, parameters that receive no gradient must be declared: use
 ``trainer.strategy=ddp_find_unused_parameters_true`` (checked when fitting starts).
@@ -18,8 +19,9 @@ from __future__ import annotations
 import logging
 
 import lightning as L
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from seglab.models.base import SegmentationNet
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +39,24 @@ class EncoderFreezeUnfreeze(L.Callback):
         self.frozen = False
 
     @staticmethod
-    def encoder(pl_module: L.LightningModule) -> nn.Module | None:
-        encoder = getattr(getattr(pl_module, "net", None), "encoder", None)
-        return encoder if hasattr(encoder, "freeze") and hasattr(encoder, "unfreeze") else None
+    def net(pl_module: L.LightningModule) -> SegmentationNet:
+        """The module's network; a ValueError when it has no encoder to freeze."""
+        net = pl_module.net
+        if not isinstance(net, SegmentationNet) or net.encoder is None:
+            raise ValueError(
+                f"callbacks=finetune freezes the network's encoder, but {type(net).__name__} "
+                "has none: use model=resunet or model=smp, or remove callbacks=finetune "
+                "(callbacks.encoder_freezing=null)"
+            )
+        return net
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Before DDP wraps the model: every parameter must be trainable now so that DDP
         # registers it (also with model.freeze_encoder=true); freezing comes in on_fit_start.
-        encoder = self.encoder(pl_module)
-        if stage == "fit" and encoder is not None:
-            encoder.unfreeze()
+        if stage == "fit":
+            self.net(pl_module).unfreeze_encoder()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        encoder = self.encoder(pl_module)
-        if encoder is None:
-            log.warning("EncoderFreezeUnfreeze: the network has no freezable encoder; no effect")
-            return
         ddp = trainer.strategy.model
         if isinstance(ddp, DistributedDataParallel) and not ddp.find_unused_parameters:
             raise ValueError(
@@ -60,7 +64,7 @@ class EncoderFreezeUnfreeze(L.Callback):
                 "gradient, and DDP must be told so: set "
                 "trainer.strategy=ddp_find_unused_parameters_true"
             )
-        encoder.freeze()
+        self.net(pl_module).freeze_encoder()
         self.frozen = True
         if trainer.is_global_zero:
             log.info(
@@ -71,7 +75,7 @@ class EncoderFreezeUnfreeze(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.frozen and trainer.current_epoch >= self.unfreeze_at_epoch:
-            self.encoder(pl_module).unfreeze()
+            self.net(pl_module).unfreeze_encoder()
             self.frozen = False
             if trainer.is_global_zero:
                 log.info("Encoder unfrozen at epoch %d", trainer.current_epoch)

@@ -3,9 +3,9 @@
 :class:`PredictionImages` picks ``num_samples`` evenly spaced samples of the validation set once,
 and after each validation epoch (not the sanity check) predicts them with the current weights:
 
-- ``<dirpath>/epoch_<NNN>.png``: one column per sample, rows input / ground truth / prediction,
-  masks blended over the input in the class colours of :mod:`seglab.utils.overlay`, with a legend;
-  a user without W&B can look at these files;
+- ``<dirpath>/epoch_<NNN>.png`` (for users without W&B too): one column per sample, rows input /
+  ground truth / prediction, masks blended over the input in the class colours of
+  :mod:`seglab.utils.overlay`, with a legend;
 - ``val/predictions`` for every W&B logger: one ``wandb.Image`` per sample with ``prediction`` and
   ``ground_truth`` masks and class labels, at the trainer's global step, so W&B's step slider
   steps through the epochs on the same samples.
@@ -31,7 +31,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
 from seglab.data.checks import spaced_indices
-from seglab.models.common import center_crop
+from seglab.models.base import SegmentationNet
 from seglab.utils.overlay import (
     class_colours,
     display_image,
@@ -120,27 +120,28 @@ def select_samples(dataset, num_samples: int) -> SampleSet:
     return SampleSet(indices, images, masks, stats)
 
 
-def predict(module: torch.nn.Module, samples: SampleSet, precision=None) -> list[Prediction]:
-    """The module's per-pixel argmax on ``samples``, in eval mode and without gradients.
+def predict(net: SegmentationNet, samples: SampleSet, precision=None) -> list[Prediction]:
+    """The network's per-pixel argmax on ``samples``, in eval mode and without gradients; image
+    and mask cut to the part the network predicts (``net.align_target``).
 
-    Each submodule's own train/eval mode is restored afterwards (not ``module.train()``, which
+    Each submodule's own train/eval mode is restored afterwards (not ``net.train()``, which
     would also switch on modules kept in eval on purpose, such as a frozen encoder's batch norm).
     ``precision`` is the trainer's precision plugin (input dtype and autocast as in training).
     """
-    modes = {submodule: submodule.training for submodule in module.modules()}
-    device = next(module.parameters()).device
+    modes = {submodule: submodule.training for submodule in net.modules()}
+    device = next(net.parameters()).device
     context = precision.forward_context() if precision is not None else nullcontext()
     same_size = len({tuple(image.shape) for image in samples.images}) == 1
     batches = [torch.stack(samples.images)] if same_size else [i[None] for i in samples.images]
     labels = []
-    module.eval()
+    net.eval()
     try:
         with torch.no_grad(), context:
             for batch in batches:
                 batch = batch.to(device)
                 if precision is not None:
                     batch = precision.convert_input(batch)
-                labels.extend(module(batch).argmax(dim=1).cpu())
+                labels.extend(net(batch).argmax(dim=1).cpu())
     finally:
         for submodule, training in modes.items():
             submodule.training = training
@@ -148,9 +149,7 @@ def predict(module: torch.nn.Module, samples: SampleSet, precision=None) -> list
     for index, image, mask, label in zip(
         samples.indices, samples.images, samples.masks, labels, strict=True
     ):
-        size = label.shape[-2:]
-        if image.shape[-2:] != size:  # padding=valid: the output is the centre of the input
-            image, mask = center_crop(image, size), center_crop(mask, size)
+        image, mask = net.align_target(image, label), net.align_target(mask, label)
         shown = display_image(image.numpy(), samples.stats)
         predictions.append(Prediction(index, shown, mask.numpy(), label.numpy()))
     return predictions
@@ -206,15 +205,9 @@ def save_grid(
     handles = legend_handles(class_names, colours, ignore_index, show_ignore)
     width, height, legend_columns = grid_inches(len(predictions), len(handles))
     figure = new_figure(width, height, DPI)
-    legend_height = height - TITLE_INCHES - len(ROWS) * CELL_INCHES
-    ax = figure.add_axes(
-        (
-            LABEL_INCHES / width,
-            legend_height / height,
-            len(predictions) * CELL_INCHES / width,
-            len(ROWS) * CELL_INCHES / height,
-        )
-    )
+    grid_width, grid_height = len(predictions) * CELL_INCHES, len(ROWS) * CELL_INCHES
+    bottom = (height - TITLE_INCHES - grid_height) / height  # the legend is below the grid
+    ax = figure.add_axes((LABEL_INCHES / width, bottom, grid_width / width, grid_height / height))
     grid, columns, rows = mosaic(predictions, colours, ignore_index)
     ax.imshow(grid, interpolation="nearest")
     ax.set_xticks(columns, [f"sample {p.index}" for p in predictions], fontsize=8)
@@ -232,16 +225,20 @@ def save_grid(
     return path
 
 
-def wandb_mask(mask: np.ndarray, class_names: list[str], ignore_index: int) -> dict:
-    """A ``wandb.Image`` mask: uint8 class indices (W&B stores masks as 8-bit PNGs) and labels;
-    ``ignore_index`` pixels become 255 ("ignore") when the index itself does not fit."""
-    labels = dict(enumerate(class_names))
-    ignored = mask == ignore_index
-    if ignored.any():
-        shown = ignore_index if ignore_index <= 255 else 255
-        mask = np.where(ignored, shown, mask)
-        labels[shown] = "ignore"
-    return {"mask_data": mask.astype(np.uint8), "class_labels": labels}
+def wandb_masks(sample: Prediction, class_names: list[str], ignore_index: int) -> dict:
+    """The ``prediction`` and ``ground_truth`` masks of a ``wandb.Image``: uint8 class indices
+    (W&B stores masks as 8-bit PNGs) and labels; ``ignore_index`` pixels become 255 ("ignore")
+    when the index itself does not fit."""
+    masks = {}
+    for key, mask in (("prediction", sample.prediction), ("ground_truth", sample.mask)):
+        labels = dict(enumerate(class_names))
+        ignored = mask == ignore_index
+        if ignored.any():
+            shown = ignore_index if ignore_index <= 255 else 255
+            mask = np.where(ignored, shown, mask)
+            labels[shown] = "ignore"
+        masks[key] = {"mask_data": mask.astype(np.uint8), "class_labels": labels}
+    return masks
 
 
 class PredictionImages(L.Callback):
@@ -287,7 +284,7 @@ class PredictionImages(L.Callback):
             self._warn("no validation epoch ran (no val set, or limit_val_batches=0)")
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        predictions = predict(pl_module, self.samples, trainer.precision_plugin)
+        predictions = predict(pl_module.net, self.samples, trainer.precision_plugin)
         predicted = 1 + max(int(p.prediction.max()) for p in predictions)
         class_names = class_names_of(trainer, pl_module, predicted)
         ignore_index = getattr(pl_module, "ignore_index", 255)
@@ -300,13 +297,7 @@ class PredictionImages(L.Callback):
                 WANDB_KEY,
                 images=[np.round(p.image * 255).astype(np.uint8) for p in predictions],
                 step=trainer.global_step,
-                masks=[
-                    {
-                        "prediction": wandb_mask(p.prediction, class_names, ignore_index),
-                        "ground_truth": wandb_mask(p.mask, class_names, ignore_index),
-                    }
-                    for p in predictions
-                ],
+                masks=[wandb_masks(p, class_names, ignore_index) for p in predictions],
                 caption=[f"val sample {p.index}" for p in predictions],
             )
 

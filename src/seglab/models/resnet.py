@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision import models
 
 # name -> (builder, weights enum, channels of the features at strides 2, 4, 8, 16, 32)
@@ -81,7 +80,6 @@ class ResNetEncoder(nn.Module):
         builder, _, self.out_channels = RESNETS[name]
         self.name = name
         self.in_channels = in_channels
-        self.frozen = False
         resnet = builder(weights=None)
         if in_channels != 3:
             resnet.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
@@ -122,33 +120,11 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Features at strides 2 (stem, after ReLU), 4, 8, 16 and 32 (layer1 to layer4)."""
-        features = [self.relu(self.bn1(self.conv1(x)))]
-        x = self.layer1(self.maxpool(features[0]))
-        features.append(x)
-        for layer in (self.layer2, self.layer3, self.layer4):
-            x = layer(x)
-            features.append(x)
-        return features
-
-    def freeze(self) -> None:
-        """Stop training the encoder: no gradients, batch-norm statistics frozen (eval mode)."""
-        self.frozen = True
-        self.requires_grad_(False)
-        self.train(self.training)
-
-    def unfreeze(self) -> None:
-        self.frozen = False
-        self.requires_grad_(True)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> ResNetEncoder:
-        """As ``nn.Module.train``, but batch-norm layers stay in eval mode while frozen."""
-        super().train(mode)
-        if self.frozen:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
+        stem = self.relu(self.bn1(self.conv1(x)))
+        stride4 = self.layer1(self.maxpool(stem))
+        stride8 = self.layer2(stride4)
+        stride16 = self.layer3(stride8)
+        return [stem, stride4, stride8, stride16, self.layer4(stride16)]
 
 
 def download_weights(name: str, pretrained: str) -> dict[str, torch.Tensor]:

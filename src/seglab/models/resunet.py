@@ -6,7 +6,7 @@ step, back at full resolution, has none) and applies two 3x3 convolutions with b
 ReLU; a 1x1 convolution gives one logit map per class.
 
 Inputs whose height or width is not a multiple of 32 are zero-padded on the bottom/right and the
-logits are cropped back to the input size, as in :class:`seglab.models.UNet`.
+logits are cropped back to the input size (by :class:`seglab.models.base.SegmentationNet`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglab.models.common import pad_to_multiple
+from seglab.models.base import SegmentationNet
 from seglab.models.resnet import ResNetEncoder
 from seglab.models.unet import DoubleConv
 
@@ -30,13 +30,13 @@ class DecoderBlock(nn.Module):
         self.conv = DoubleConv(in_channels + skip_channels, out_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
         return self.conv(x)
 
 
-class ResUNet(nn.Module):
+class ResUNet(SegmentationNet):
     """U-Net decoder on a ResNet encoder for ``num_classes``-way per-pixel classification.
 
     Args:
@@ -46,10 +46,8 @@ class ResUNet(nn.Module):
         pretrained: ``None`` (random init) or ``"imagenet"`` (downloads torchvision's weights).
         weights_path: local encoder weights instead: a torchvision ResNet state dict file.
         decoder_channels: output channels of the five decoder steps, coarse to fine.
-        freeze_encoder: train the decoder only (see :meth:`ResNetEncoder.freeze`).
+        freeze_encoder: train the decoder only (see :meth:`SegmentationNet.freeze_encoder`).
     """
-
-    size_multiple = 32  # the encoder's output stride
 
     def __init__(
         self,
@@ -61,20 +59,13 @@ class ResUNet(nn.Module):
         decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
         freeze_encoder: bool = False,
     ):
-        super().__init__()
         decoder_channels = tuple(decoder_channels)
         if len(decoder_channels) != 5 or min(decoder_channels) < 1:
             raise ValueError(
                 "model.decoder_channels needs 5 positive widths (one per up-sampling step), "
                 f"got {list(decoder_channels)}"
             )
-        if in_channels < 1 or num_classes < 1:
-            raise ValueError(
-                "ResUNet in_channels and num_classes must be positive, got "
-                f"in_channels={in_channels}, num_classes={num_classes}"
-            )
-        self.in_channels = in_channels
-        self.num_classes = num_classes
+        super().__init__(in_channels, num_classes, size_multiple=32)  # the encoder's stride
         self.encoder = ResNetEncoder(encoder, in_channels, pretrained, weights_path)
         # skips at strides 16, 8, 4, 2, then none at full resolution
         skip_channels = (*reversed(self.encoder.out_channels[:-1]), 0)
@@ -87,12 +78,11 @@ class ResUNet(nn.Module):
         )
         self.head = nn.Conv2d(decoder_channels[-1], num_classes, kernel_size=1)
         if freeze_encoder:
-            self.encoder.freeze()
+            self.freeze_encoder()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        features = self.encoder(pad_to_multiple(x, self.size_multiple))
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(x)
         x = features.pop()
         for block in self.decoder:
-            x = block(x, features.pop() if features else None)
-        return self.head(x)[..., :height, :width]
+            x = block(x, features.pop() if len(features) > 0 else None)
+        return self.head(x)

@@ -6,7 +6,8 @@ networks: height and width are zero-padded on the bottom/right to a multiple of 
 output stride (``encoder.output_stride``, the number smp checks inputs against) and the logits
 are cropped back. smp's ``Unet`` would accept other sizes itself (it interpolates to each skip
 map's size); seglab pads for every architecture, so an image gives the logits of its padded
-version, as with :class:`seglab.models.ResUNet`.
+version, as with :class:`seglab.models.ResUNet`. The smp model's encoder is the network's
+``encoder``: ``freeze_encoder()`` and ``callbacks=finetune`` work as for ``model=resunet``.
 
 segmentation-models-pytorch is imported when a model is built: ``pip install "seglab[smp]"``.
 """
@@ -17,10 +18,9 @@ import difflib
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from seglab.models.common import pad_to_multiple
+from seglab.models.base import SegmentationNet, plain
 
 INSTALL_HINT = 'pip install "seglab[smp]"'
 
@@ -79,14 +79,7 @@ def is_download_error(error: Exception) -> bool:
     return isinstance(error, OSError) or root in {"huggingface_hub", "httpx", "requests"}
 
 
-def plain(value: Any) -> Any:
-    """Hydra's DictConfig/ListConfig arguments as the dicts and lists smp expects."""
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
-class SMPModel(nn.Module):
+class SMPModel(SegmentationNet):
     """A segmentation_models_pytorch model with seglab's interface and any input size.
 
     Args:
@@ -96,6 +89,7 @@ class SMPModel(nn.Module):
         encoder_name: an smp encoder (``resnet34``, ``efficientnet-b0``, ``tu-<timm model>``...).
         encoder_weights: ``None`` (random init) or a weights name such as ``"imagenet"``
             (downloaded from the Hugging Face Hub once; needs network).
+        freeze_encoder: train the decoder only (see :meth:`SegmentationNet.freeze_encoder`).
         **kwargs: further arguments of the architecture, e.g. ``decoder_channels``.
     """
 
@@ -106,14 +100,10 @@ class SMPModel(nn.Module):
         arch: str = "Unet",
         encoder_name: str = "resnet34",
         encoder_weights: str | None = None,
+        freeze_encoder: bool = False,
         **kwargs: Any,
     ):
-        super().__init__()
-        if in_channels < 1 or num_classes < 1:
-            raise ValueError(
-                "SMPModel in_channels and num_classes must be positive, got "
-                f"in_channels={in_channels}, num_classes={num_classes}"
-            )
+        super().__init__(in_channels, num_classes)
         if kwargs.get("aux_params") is not None:
             raise ValueError(
                 "model.aux_params adds smp's classification head, which seglab does not train: "
@@ -121,8 +111,6 @@ class SMPModel(nn.Module):
             )
         smp = import_smp()
         check_names(smp, arch, encoder_name, encoder_weights)
-        self.in_channels = in_channels
-        self.num_classes = num_classes
         self.arch = arch
         self.encoder_name = encoder_name
         try:
@@ -143,12 +131,15 @@ class SMPModel(nn.Module):
                 "model.encoder_weights=null (random init), or fetch them once where there is "
                 "network: they are cached in the Hugging Face Hub cache (HF_HOME)."
             ) from error
+        # the output stride, the number smp checks inputs against
+        self.size_multiple = int(getattr(self.model.encoder, "output_stride", 32))
+        if freeze_encoder:
+            self.freeze_encoder()
 
     @property
-    def size_multiple(self) -> int:
-        """Height and width that need no padding are multiples of this (the output stride)."""
-        return int(getattr(self.model.encoder, "output_stride", 32))
+    def encoder(self) -> nn.Module:
+        """smp's encoder of the model (``self.model.encoder``)."""
+        return self.model.encoder
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        return self.model(pad_to_multiple(x, self.size_multiple))[..., :height, :width]
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)

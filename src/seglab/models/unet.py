@@ -8,17 +8,17 @@ gives one logit map per class. Softmax and loss live in :class:`seglab.module.Se
 
 ``padding="same"`` (the default) keeps the spatial size; inputs whose height or width is not a
 multiple of ``2**depth`` are zero-padded on the bottom/right and the logits are cropped back to
-the input size. ``padding="valid"`` is the paper's geometry: unpadded convolutions, skip maps
-centre-cropped before concatenation, and an output smaller than the input (572x572 -> 388x388 at
-depth 4); sizes that do not fit the network raise an error naming the nearest ones that do.
+the input size (by :class:`seglab.models.base.SegmentationNet`). ``padding="valid"`` is the
+paper's geometry: unpadded convolutions, skip maps centre-cropped before concatenation, and an
+output smaller than the input (572x572 -> 388x388 at depth 4), the centre of the input
+(``align_target``); sizes that do not fit the network raise an error naming the nearest ones that
+do.
 """
-
-from __future__ import annotations
 
 import torch
 from torch import nn
 
-from seglab.models.common import center_crop, pad_to_multiple
+from seglab.models.base import SegmentationNet, center_crop, check_positive
 
 PADDINGS = {"same": 1, "valid": 0}
 
@@ -80,10 +80,10 @@ class Up(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
-        return self.conv(torch.cat([center_crop(skip, x.shape[-2:]), x], dim=1))
+        return self.conv(torch.cat([center_crop(skip, [x.shape[-2], x.shape[-1]]), x], dim=1))
 
 
-class UNet(nn.Module):
+class UNet(SegmentationNet):
     """U-Net for ``num_classes``-way per-pixel classification.
 
     Args:
@@ -109,20 +109,16 @@ class UNet(nn.Module):
         padding: str = "same",
         dropout: float = 0.0,
     ):
-        super().__init__()
         if padding not in PADDINGS:
-            raise ValueError(f"UNet padding must be one of {sorted(PADDINGS)}, got {padding!r}")
-        if depth < 1:
-            raise ValueError(f"UNet depth must be >= 1, got {depth}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"UNet dropout must be in [0, 1), got {dropout}")
-        if in_channels < 1 or num_classes < 1 or base_width < 1:
             raise ValueError(
-                "UNet in_channels, num_classes and base_width must be positive, got "
-                f"in_channels={in_channels}, num_classes={num_classes}, base_width={base_width}"
+                f"model.padding={padding!r}: UNet padding must be one of {sorted(PADDINGS)}"
             )
-        self.in_channels = in_channels
-        self.num_classes = num_classes
+        if depth < 1:
+            raise ValueError(f"model.depth={depth}: UNet depth must be >= 1")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"model.dropout={dropout}: UNet dropout must be in [0, 1)")
+        check_positive(base_width=base_width)
+        super().__init__(in_channels, num_classes, 2**depth, pads_input=padding == "same")
         self.depth = depth
         self.padding = padding
         pad = PADDINGS[padding]
@@ -137,11 +133,6 @@ class UNet(nn.Module):
         )
         self.bottleneck_dropout = nn.Dropout2d(dropout) if dropout else nn.Identity()
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
-
-    @property
-    def size_multiple(self) -> int:
-        """Height and width that need no padding are multiples of this."""
-        return 2**self.depth
 
     def valid_output_size(self, size: int) -> int | None:
         """Output length for an input length with ``padding="valid"``; None if it does not fit
@@ -163,6 +154,11 @@ class UNet(nn.Module):
         above = next(s for s in range(size, size + 4 * step) if self.valid_output_size(s))
         return below, above
 
+    def _check_size(self, height: int, width: int) -> None:
+        if self.padding == "valid" and not torch.jit.is_scripting():  # a scripted net skips it
+            self.check_valid_size(height, width)
+
+    @torch.jit.unused
     def check_valid_size(self, height: int, width: int) -> None:
         for name, size in (("height", height), ("width", width)):
             if self.valid_output_size(size) is None:
@@ -173,17 +169,23 @@ class UNet(nn.Module):
                     "the images), or model.padding=same, which takes any size"
                 )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        if self.padding == "same":
+            return height, width
+        self.check_valid_size(height, width)
+        return self.valid_output_size(height), self.valid_output_size(width)
+
+    def align_target(self, target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """With ``padding="valid"`` the output is the centre of the input: that of the target."""
         if self.padding == "valid":
-            self.check_valid_size(height, width)
-        else:
-            x = pad_to_multiple(x, self.size_multiple)
+            return center_crop(target, list(logits.shape[-2:]))
+        return super().align_target(target, logits)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
         x = self.bottleneck_dropout(skips.pop())
         for up in self.ups:
             x = up(x, skips.pop())
-        logits = self.head(x)
-        return logits if self.padding == "valid" else logits[..., :height, :width]
+        return self.head(x)
