@@ -80,10 +80,8 @@ def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
 
 def class_names_of(trainer: L.Trainer, pl_module: L.LightningModule, num_classes: int) -> list:
     """The module's (else the datamodule's) class names; class indices where there are none."""
-    names = getattr(pl_module, "class_names", None) or getattr(
-        trainer.datamodule, "class_names", None
-    )
-    names = list(names or [])
+    names = getattr(pl_module, "class_names", None)
+    names = list(names or getattr(trainer.datamodule, "class_names", None) or [])
     return names + [str(c) for c in range(len(names), num_classes)]
 
 
@@ -121,13 +119,11 @@ def select_samples(dataset, num_samples: int) -> SampleSet:
 
 
 def predict(net: SegmentationNet, samples: SampleSet, precision=None) -> list[Prediction]:
-    """The network's per-pixel argmax on ``samples``, in eval mode and without gradients; image
-    and mask cut to the part the network predicts (``net.align_target``).
-
-    Each submodule's own train/eval mode is restored afterwards (not ``net.train()``, which
-    would also switch on modules kept in eval on purpose, such as a frozen encoder's batch norm).
-    ``precision`` is the trainer's precision plugin (input dtype and autocast as in training).
-    """
+    """The network's per-pixel argmax on ``samples`` (eval mode, no gradients), image and mask cut
+    to the part the network predicts (``net.align_target``). Each submodule's train/eval mode is
+    restored afterwards (not ``net.train()``, which would also switch on modules kept in eval on
+    purpose, such as a frozen encoder's batch norm). ``precision`` is the trainer's precision
+    plugin (input dtype and autocast as in training)."""
     modes = {submodule: submodule.training for submodule in net.modules()}
     device = next(net.parameters()).device
     context = precision.forward_context() if precision is not None else nullcontext()
@@ -167,12 +163,10 @@ def grid_inches(num_columns: int, num_legend_entries: int) -> tuple[float, float
 def mosaic(
     predictions: list[Prediction], colours: np.ndarray, ignore_index: int
 ) -> tuple[np.ndarray, list[float], list[float]]:
-    """The grid as one RGB array (white gaps), and the centres of its columns and rows.
-
-    One image drawn by one axes costs a fraction of 3 x N axes (matplotlib spends most of its
-    time creating axes), which matters for a callback that runs every epoch. Samples of different
-    sizes are centred in cells of the largest size.
-    """
+    """The grid as one RGB array (white gaps), and the centres of its columns and rows. One
+    image in one axes costs a fraction of 3 x N axes (matplotlib spends most of its time creating
+    axes), which matters every epoch. Samples of different sizes are centred in cells of the
+    largest size."""
     height = max(p.image.shape[0] for p in predictions)
     width = max(p.image.shape[1] for p in predictions)
     gap = max(1, round(0.04 * max(height, width)))

@@ -54,16 +54,19 @@ def plain(value: Any) -> Any:
     return value
 
 
+# where the default configs take the values from: the fix to name in an error
+SOURCES = {"in_channels": "data.in_channels", "num_classes": "the length of data.class_names"}
+
+
 def check_positive(**values: int) -> None:
-    """A ValueError naming the config key ``model.<name>`` of each value below 1."""
+    """A ValueError naming the config key ``model.<name>`` of the first value below 1."""
     for name, value in values.items():
         if value < 1:
+            source = (
+                f" (the default config takes it from {SOURCES[name]})" if name in SOURCES else ""
+            )
             raise ValueError(
-                f"model.{name}={value}: it must be a positive integer; set model.{name} to the "
-                "data's value (the default config takes it from data.in_channels and "
-                "data.class_names)"
-                if name in ("in_channels", "num_classes")
-                else f"model.{name}={value}: it must be a positive integer"
+                f"model.{name}={value} must be a positive integer: set it >= 1{source}"
             )
 
 
@@ -96,7 +99,6 @@ class SegmentationNet(nn.Module):
         in_channels: channels of the input images (``model.in_channels``).
         num_classes: logit maps of the output, background included (``model.num_classes``).
         size_multiple: height and width that need no padding are multiples of this.
-
         pads_input: False for a network that takes the input as it is and whose output may be
             smaller (see :meth:`output_size` and :meth:`align_target`).
     """
