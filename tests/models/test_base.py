@@ -1,6 +1,9 @@
 """SegmentationNet itself: what the base does for any subclass (the networks' shared behaviour is
 in contract.py, which every network's test file inherits)."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -67,3 +70,14 @@ def test_check_compatible_reads_the_interface():
         check_compatible(UNet(1, 3, depth=1, base_width=2), data)
     with pytest.raises(TypeError, match="Conv2d, not a seglab.models.SegmentationNet"):
         check_compatible(nn.Conv2d(1, 2, 1), data)
+
+
+def test_networks_import_no_data_or_training_code():
+    code = (
+        "import sys, seglab.models, seglab.models.smp; "
+        "print(sorted(m for m in sys.modules if m.startswith(('seglab.', 'lightning'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = result.stdout.strip()
+    assert loaded.startswith("["), result.stderr[-2000:]
+    assert all(name.startswith(("seglab.config", "seglab.models")) for name in eval(loaded))
