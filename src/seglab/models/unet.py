@@ -111,12 +111,12 @@ class UNet(SegmentationNet):
     ):
         if padding not in PADDINGS:
             raise ValueError(
-                f"model.padding={padding!r}: UNet padding must be one of {sorted(PADDINGS)}"
+                f"UNet padding must be one of {sorted(PADDINGS)}, got {padding!r} (model.padding)"
             )
         if depth < 1:
-            raise ValueError(f"model.depth={depth}: UNet depth must be >= 1")
+            raise ValueError(f"UNet depth must be >= 1, got {depth} (model.depth)")
         if not 0 <= dropout < 1:
-            raise ValueError(f"model.dropout={dropout}: UNet dropout must be in [0, 1)")
+            raise ValueError(f"UNet dropout must be in [0, 1), got {dropout} (model.dropout)")
         check_positive(base_width=base_width)
         super().__init__(in_channels, num_classes, 2**depth, pads_input=padding == "same")
         self.depth = depth
