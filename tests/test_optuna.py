@@ -25,7 +25,7 @@ from optuna.distributions import CategoricalDistribution, LogUniformDistribution
 from optuna.trial import TrialState
 
 from seglab.config import CONFIG_DIR
-from seglab.utils.optuna_sweeper import INTERRUPTED, JOB, WatchedLauncher
+from seglab.sweeps.resumable_optuna import INTERRUPTED, JOB, WatchedLauncher
 
 from .conftest import TINY, run_train_script, train_script_argv, train_script_env
 from .helpers import wandb_records
@@ -129,7 +129,7 @@ def test_an_unknown_search_name_lists_the_available_ones(tmp_path):
 
 
 def make_sweeper(storage: str | None, n_trials: int = 3):
-    from seglab.utils.optuna_sweeper import ResumableOptunaSweeperImpl
+    from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 
     return ResumableOptunaSweeperImpl(
         sampler=optuna.samplers.RandomSampler(seed=0),

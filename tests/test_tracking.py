@@ -11,8 +11,9 @@ from hydra.core.hydra_config import HydraConfig
 
 from seglab.data.folder import FolderDataset
 from seglab.data.synthetic import SyntheticShapes
-from seglab.train import complete_wandb_config, run_task
-from seglab.utils.run_info import data_fingerprint, flatten, git_info, run_name, wandb_run_id
+from seglab.tracking import WandbMode, complete_wandb_config
+from seglab.tracking.run_info import data_fingerprint, flatten, git_info, run_name, wandb_run_id
+from seglab.train import run_task
 
 from .helpers import wandb_records
 from .helpers.folders import make_folder
@@ -176,7 +177,9 @@ def test_with_wandb_online_the_checkpoints_become_a_model_artifact(tiny_cfg, tmp
         return log_artifact(run, artifact, *args, aliases=aliases, **kwargs)
 
     monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log_artifact", record)
-    monkeypatch.setattr("seglab.train.ensure_wandb_mode", lambda: "online")
+    monkeypatch.setattr(
+        "seglab.tracking.run.ensure_wandb_mode", lambda: WandbMode("online", "credentials found")
+    )
     run_task(tiny_cfg("logger=wandb"))
     models = [entry for entry in logged if entry[0] == "model"]
     assert models, f"no model artifact was logged: {logged}"
