@@ -188,3 +188,33 @@ def test_with_wandb_online_the_checkpoints_become_a_model_artifact(tiny_cfg, tmp
     assert {alias for _, _, aliases, _ in models for alias in aliases} == {"best", "latest"}
     # the best checkpoint is the one aliased best
     assert any(aliases == ("latest", "best") for _, _, aliases, _ in models)
+
+
+def test_the_wandb_mode_says_why_it_is_offline(tmp_path, monkeypatch):
+    from seglab.tracking import mode
+
+    monkeypatch.setattr(mode, "_set_here", None)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    # a key, but offline because WANDB_MODE says so: not "no credentials"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert mode.ensure_wandb_mode() == mode.WandbMode(
+        "offline", "WANDB_MODE=offline is set in the environment"
+    )
+    monkeypatch.delenv("WANDB_MODE")
+    assert mode.ensure_wandb_mode().mode == "online"
+    # no credentials at all: seglab sets offline, and says so also to a later job of a multirun
+    monkeypatch.delenv("WANDB_API_KEY")
+    for _ in range(2):
+        assert mode.ensure_wandb_mode() == mode.WandbMode("offline", mode.NO_CREDENTIALS)
+        assert mode.os.environ["WANDB_MODE"] == "offline"
+
+
+def test_the_log_says_why_wandb_is_offline(tiny_cfg, monkeypatch, caplog):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    with caplog.at_level("INFO", logger="seglab.tracking.run"):
+        run_task(tiny_cfg("logger=wandb", "trainer.max_epochs=1", "test=false"))
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("W&B: ")]
+    assert line.startswith("W&B: WANDB_MODE=offline is set in the environment, logging offline")
+    assert "no credentials" not in line and "wandb sync" in line
