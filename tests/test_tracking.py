@@ -218,3 +218,29 @@ def test_the_log_says_why_wandb_is_offline(tiny_cfg, monkeypatch, caplog):
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("W&B: ")]
     assert line.startswith("W&B: WANDB_MODE=offline is set in the environment, logging offline")
     assert "no credentials" not in line and "wandb sync" in line
+
+
+def test_no_module_below_a_task_imports_a_task():
+    """Tracking, sweeps, callbacks and helpers serve the tasks (train, compare, inspect); none of
+    them imports a task (the sweep summary once imported seglab.compare for its table)."""
+    import ast
+
+    from .conftest import REPO_ROOT
+
+    tasks = ("seglab.train", "seglab.compare", "seglab.inspect")
+
+    def is_task(name: str) -> bool:
+        return any(name == task or name.startswith(task + ".") for task in tasks)
+
+    src = REPO_ROOT / "src"
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        module = ".".join(path.relative_to(src).with_suffix("").parts)
+        if is_task(module):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{module} imports {name}" for name in names if is_task(name)]
+    assert not offenders
