@@ -14,9 +14,9 @@ from seglab.module import SegmentationModule
 from seglab.tracking import exit_code
 from seglab.train import metric_value, run_task
 
-from .conftest import TINY, run_train_script, train_script_argv, train_script_env
+from .conftest import TINY, run_train_script
 from .helpers import wandb_records
-from .helpers.runs import metric_rows
+from .helpers.runs import metric_rows, start_train_script
 
 
 def test_fast_dev_run(tiny_cfg):
@@ -185,22 +185,15 @@ def wait_for_checkpoint(process: subprocess.Popen, runs_dir, log_path) -> None:
 def test_an_interrupted_run_exits_non_zero_and_wandb_records_it_failed(tmp_path, signum, code):
     log_path = tmp_path / "train.log"
     args = [*TINY, "trainer.max_epochs=1000", "logger=wandb"]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            train_script_argv(args),
-            cwd=tmp_path,
-            env=train_script_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_checkpoint(process, tmp_path / "logs" / "train" / "runs", log_path)
-            process.send_signal(signum)
-            returncode = process.wait(timeout=300)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    process = start_train_script(args, tmp_path, log_path)
+    try:
+        wait_for_checkpoint(process, tmp_path / "logs" / "train" / "runs", log_path)
+        process.send_signal(signum)
+        returncode = process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     output = log_path.read_text()
     assert returncode == code, output[-4000:]  # a scheduler sees the interruption
     assert f"Exit code {code}" in output and "did not run" in output
