@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from seglab.compare import curve_metric, differing_keys, is_location, main, pick
-from seglab.utils.run_info import flatten
+from seglab.tracking.run_info import flatten
 
 from .conftest import TINY, run_train_script
 from .helpers.runs import metric_rows

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from seglab.config import CONFIG_DIR
-from seglab.utils.ddp_multirun import job_argv
+from seglab.sweeps.ddp import job_argv
 
 from .conftest import TINY, run_train_script
 from .helpers.runs import last_metrics, sweep_summary

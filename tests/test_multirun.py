@@ -59,6 +59,22 @@ def test_a_failed_job_is_listed_as_failed_beside_the_completed_ones(tmp_path):
     assert "| 1 | model.depth=0 |  | failed: " in (sweep_dir / "summary.md").read_text()
 
 
+def test_a_job_that_fails_after_wandb_started_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    # job 0 diverges during fit (an infinite learning rate), job 1 trains
+    result = run_train_script(
+        ["-m", *TINY, "logger=wandb", "optimizer.lr=inf,1e-3", f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1  # the basic sweeper re-raises the failed job's error at the end
+    rows = sweep_summary(sweep_dir)
+    assert rows[0]["status"].startswith("failed: FloatingPointError")
+    assert rows[1]["status"] == "completed"
+    for job, code in ((0, 1), (1, 0)):
+        records = wandb_records.read_finished(sweep_dir / str(job))
+        assert wandb_records.exit_code(records) == code
+
+
 def test_grid_with_ddp_runs_each_job_once_in_its_own_folder(tmp_path, monkeypatch):
     # The default sweep folder (logs/train/multiruns/<date>_<time>/ under the working directory):
     # a rank re-running the sweep on its own would create a second time-stamped folder.

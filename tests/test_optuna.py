@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 from contextlib import closing
 from pathlib import Path
@@ -25,11 +24,11 @@ from optuna.distributions import CategoricalDistribution, LogUniformDistribution
 from optuna.trial import TrialState
 
 from seglab.config import CONFIG_DIR
-from seglab.utils.optuna_sweeper import INTERRUPTED, JOB, WatchedLauncher
+from seglab.sweeps.resumable_optuna import INTERRUPTED, JOB, WatchedLauncher
 
-from .conftest import TINY, run_train_script, train_script_argv, train_script_env
+from .conftest import TINY, run_train_script
 from .helpers import wandb_records
-from .helpers.runs import last_metrics, sweep_summary
+from .helpers.runs import last_metrics, start_train_script, sweep_summary
 
 SEARCH = "hparams_search=unet_optuna"
 STUDY = "unet_optuna"
@@ -129,7 +128,7 @@ def test_an_unknown_search_name_lists_the_available_ones(tmp_path):
 
 
 def make_sweeper(storage: str | None, n_trials: int = 3):
-    from seglab.utils.optuna_sweeper import ResumableOptunaSweeperImpl
+    from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 
     return ResumableOptunaSweeperImpl(
         sampler=optuna.samplers.RandomSampler(seed=0),
@@ -206,23 +205,16 @@ def test_an_interrupted_search_resumes_to_n_trials_in_all(tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["-m", SEARCH, *tiny(), "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep_dir}"]
     # interrupt for real: kill the whole process group while a trial after the first one runs
-    with open(tmp_path / "first.log", "w") as log:
-        process = subprocess.Popen(
-            train_script_argv(args),
-            cwd=tmp_path,
-            env=train_script_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            while not interrupted_in_a_trial(sweep_dir):
-                assert process.poll() is None, (tmp_path / "first.log").read_text()[-4000:]
-                time.sleep(0.1)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    log_path = tmp_path / "first.log"
+    process = start_train_script(args, tmp_path, log_path, start_new_session=True)
+    try:
+        while not interrupted_in_a_trial(sweep_dir):
+            assert process.poll() is None, log_path.read_text()[-4000:]
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     # usually [COMPLETE, RUNNING]; on a slow poll the second trial may have completed already
     killed = len(trial_states(sweep_dir)) - 1  # the number of the trial that was running
     assert killed in (1, 2) and trial_states(sweep_dir)[killed] == "RUNNING"

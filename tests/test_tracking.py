@@ -11,8 +11,9 @@ from hydra.core.hydra_config import HydraConfig
 
 from seglab.data.folder import FolderDataset
 from seglab.data.synthetic import SyntheticShapes
-from seglab.train import complete_wandb_config, run_task
-from seglab.utils.run_info import data_fingerprint, flatten, git_info, run_name, wandb_run_id
+from seglab.tracking import WandbMode, complete_wandb_config
+from seglab.tracking.run_info import data_fingerprint, flatten, git_info, run_name, wandb_run_id
+from seglab.train import run_task
 
 from .helpers import wandb_records
 from .helpers.folders import make_folder
@@ -176,7 +177,9 @@ def test_with_wandb_online_the_checkpoints_become_a_model_artifact(tiny_cfg, tmp
         return log_artifact(run, artifact, *args, aliases=aliases, **kwargs)
 
     monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log_artifact", record)
-    monkeypatch.setattr("seglab.train.ensure_wandb_mode", lambda: "online")
+    monkeypatch.setattr(
+        "seglab.tracking.run.ensure_wandb_mode", lambda: WandbMode("online", "credentials found")
+    )
     run_task(tiny_cfg("logger=wandb"))
     models = [entry for entry in logged if entry[0] == "model"]
     assert models, f"no model artifact was logged: {logged}"
@@ -185,3 +188,59 @@ def test_with_wandb_online_the_checkpoints_become_a_model_artifact(tiny_cfg, tmp
     assert {alias for _, _, aliases, _ in models for alias in aliases} == {"best", "latest"}
     # the best checkpoint is the one aliased best
     assert any(aliases == ("latest", "best") for _, _, aliases, _ in models)
+
+
+def test_the_wandb_mode_says_why_it_is_offline(tmp_path, monkeypatch):
+    from seglab.tracking import mode
+
+    monkeypatch.setattr(mode, "_set_here", None)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    # a key, but offline because WANDB_MODE says so: not "no credentials"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert mode.ensure_wandb_mode() == mode.WandbMode(
+        "offline", "WANDB_MODE=offline is set in the environment"
+    )
+    monkeypatch.delenv("WANDB_MODE")
+    assert mode.ensure_wandb_mode().mode == "online"
+    # no credentials at all: seglab sets offline, and says so also to a later job of a multirun
+    monkeypatch.delenv("WANDB_API_KEY")
+    for _ in range(2):
+        assert mode.ensure_wandb_mode() == mode.WandbMode("offline", mode.NO_CREDENTIALS)
+        assert mode.os.environ["WANDB_MODE"] == "offline"
+
+
+def test_the_log_says_why_wandb_is_offline(tiny_cfg, monkeypatch, caplog):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    with caplog.at_level("INFO", logger="seglab.tracking.run"):
+        run_task(tiny_cfg("logger=wandb", "trainer.max_epochs=1", "test=false"))
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("W&B: ")]
+    assert line.startswith("W&B: WANDB_MODE=offline is set in the environment, logging offline")
+    assert "no credentials" not in line and "wandb sync" in line
+
+
+def test_no_module_below_a_task_imports_a_task():
+    """Tracking, sweeps, callbacks and helpers serve the tasks (train, compare, inspect); none of
+    them imports a task (the sweep summary once imported seglab.compare for its table)."""
+    import ast
+
+    from .conftest import REPO_ROOT
+
+    tasks = ("seglab.train", "seglab.compare", "seglab.inspect")
+
+    def is_task(name: str) -> bool:
+        return any(name == task or name.startswith(task + ".") for task in tasks)
+
+    src = REPO_ROOT / "src"
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        module = ".".join(path.relative_to(src).with_suffix("").parts)
+        if is_task(module):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{module} imports {name}" for name in names if is_task(name)]
+    assert not offenders

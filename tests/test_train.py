@@ -1,17 +1,22 @@
 """The training task end to end, in-process (composed config) and as the user's script."""
 
 import collections
+import signal
+import subprocess
+import time
 
 import pytest
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from seglab.losses import DiceCELoss
 from seglab.module import SegmentationModule
+from seglab.tracking import exit_code
 from seglab.train import metric_value, run_task
 
 from .conftest import TINY, run_train_script
 from .helpers import wandb_records
-from .helpers.runs import metric_rows
+from .helpers.runs import metric_rows, start_train_script
 
 
 def test_fast_dev_run(tiny_cfg):
@@ -78,7 +83,7 @@ def test_offline_wandb_run_holds_metrics_and_config(tiny_cfg, tmp_path, monkeypa
 
     run_task(tiny_cfg("logger=wandb"))
     assert wandb.run is None  # finished
-    records = wandb_records.read_records(wandb_records.run_file(tmp_path))
+    records = wandb_records.read_finished(tmp_path)
     logged = {key for row in wandb_records.history(records) for key in row}
     kinds = collections.Counter(r.WhichOneof("record_type") for r in records)
     expected = {"train/loss", "val/dice", "val/iou", "val/dice_best", "val/iou/square", "test/dice"}
@@ -87,12 +92,12 @@ def test_offline_wandb_run_holds_metrics_and_config(tiny_cfg, tmp_path, monkeypa
     assert config["model._target_"] == "seglab.models.UNet"
     assert config["data.class_names"] == ["background", "disc", "square", "triangle"]
     assert config["model.params"] > 0
-    assert any(r.WhichOneof("record_type") == "exit" for r in records)
+    assert wandb_records.exit_code(records) == 0
     # the CSV logger writes beside W&B
     assert (tmp_path / "csv" / "metrics.csv").is_file()
 
 
-def test_wandb_run_is_finished_when_training_fails(tiny_cfg, monkeypatch):
+def test_wandb_run_is_finished_when_training_fails(tiny_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     import wandb
 
@@ -103,6 +108,8 @@ def test_wandb_run_is_finished_when_training_fails(tiny_cfg, monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         run_task(tiny_cfg("logger=wandb"))
     assert wandb.run is None
+    # ...as failed: the dashboard shows exit code 1
+    assert wandb_records.exit_code(wandb_records.read_finished(tmp_path)) == 1
 
 
 @pytest.mark.slow
@@ -148,3 +155,59 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_checkpoints(
     with pytest.raises(FloatingPointError, match=r"training diverged .*Lower optimizer.lr"):
         run_task(tiny_cfg())
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # epoch 0's checkpoint is kept
+
+
+def test_exit_codes_of_errors_and_interruptions():
+    assert exit_code(RuntimeError("boom")) == 1
+    assert exit_code(SIGTERMException()) == 128 + signal.SIGTERM  # Lightning's carries no code
+    assert exit_code(KeyboardInterrupt()) == 130
+    try:  # Lightning answers Ctrl-C with sys.exit(1) while handling the KeyboardInterrupt
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemExit(1) from None
+    except SystemExit as error:
+        assert exit_code(error) == 130
+    assert exit_code(SystemExit(0)) == 0 and exit_code(SystemExit("message")) == 1
+
+
+def wait_for_checkpoint(process: subprocess.Popen, runs_dir, log_path) -> None:
+    """Wait until the run has saved a checkpoint, i.e. it is in the middle of fitting."""
+    while not list(runs_dir.glob("*/checkpoints/*.ckpt")):
+        assert process.poll() is None, log_path.read_text()[-4000:]
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)]
+)
+def test_an_interrupted_run_exits_non_zero_and_wandb_records_it_failed(tmp_path, signum, code):
+    log_path = tmp_path / "train.log"
+    args = [*TINY, "trainer.max_epochs=1000", "logger=wandb"]
+    process = start_train_script(args, tmp_path, log_path)
+    try:
+        wait_for_checkpoint(process, tmp_path / "logs" / "train" / "runs", log_path)
+        process.send_signal(signum)
+        returncode = process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log_path.read_text()
+    assert returncode == code, output[-4000:]  # a scheduler sees the interruption
+    assert f"Exit code {code}" in output and "did not run" in output
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    # the test stage did not run, and the W&B run says how the run ended
+    assert not any(row.get("test/dice") for row in metric_rows(run_dir))
+    assert wandb_records.exit_code(wandb_records.read_finished(run_dir)) == code
+
+
+@pytest.mark.slow
+def test_a_failing_run_exits_1_and_wandb_records_it_failed(tmp_path):
+    # an infinite learning rate: the loss diverges during fit, after the W&B run started
+    result = run_train_script([*TINY, "logger=wandb", "optimizer.lr=inf"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-4000:]
+    assert "training diverged" in result.stderr
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    assert wandb_records.exit_code(wandb_records.read_finished(run_dir)) == 1

@@ -2,51 +2,32 @@
 
 Composes ``conf/train.yaml``, instantiates data, network, module, callbacks, loggers and trainer,
 fits (resuming from ``ckpt_path`` when given), tests the best checkpoint and returns
-``cfg.optimized_metric`` so that Hydra sweepers can optimise it.
+``cfg.optimized_metric`` so that Hydra sweepers can optimise it. W&B and run bookkeeping live in
+:mod:`seglab.tracking`; :func:`run_task` is :func:`train` behind its ``task_wrapper`` (the W&B run
+is always finished, with the exit code: 1 on errors, 143 on SIGTERM, 130 on Ctrl-C).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import hydra
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
+from seglab import tracking
 from seglab.config import CONFIG_DIR
 from seglab.data.checks import check_data
 from seglab.models.base import SegmentationNet
 from seglab.module import SegmentationModule
 from seglab.utils.config_tree import print_config_tree
-from seglab.utils.ddp_multirun import multirun_job
 from seglab.utils.instantiate import instantiate_named
-from seglab.utils.run_info import (
-    data_fingerprint,
-    distinguishing_overrides,
-    flatten,
-    git_info,
-    hydra_overrides,
-    run_name,
-    sweep_group,
-    wandb_run_id,
-)
-from seglab.utils.wandb_mode import ensure_wandb_mode
 
 log = logging.getLogger(__name__)
-
-
-def finish_wandb() -> None:
-    """Close the W&B run, if one is open, so the next task or multirun job starts clean."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish()
 
 
 def check_compatible(net: SegmentationNet, datamodule) -> None:
@@ -82,59 +63,18 @@ def check_ckpt_path(cfg: DictConfig) -> None:
         raise ValueError("train=false evaluates a checkpoint: also set ckpt_path=<path to .ckpt>")
 
 
-def model_name(cfg: DictConfig) -> str:
-    """The model's config name (``unet``, ``resunet``, ...), the first part of run names."""
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("model")
-        if choice:
-            return choice
-    return cfg.model._target_.rsplit(".", 1)[-1].lower()
+@dataclass
+class Objects:
+    """What one run wires together."""
+
+    datamodule: L.LightningDataModule
+    net: torch.nn.Module
+    module: SegmentationModule
+    trainer: L.Trainer
 
 
-def complete_wandb_config(cfg: DictConfig, wandb_mode: str) -> None:
-    """Fill what the W&B logger config leaves open: the run name (from the overrides that tell
-    the run apart), the group (the sweep, so a multirun is one comparison), the job type (``eval``
-    for ``train=false``), the id of the run a resumed training continues, and model artifacts
-    only when W&B is online."""
-    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
-    if not wandb_cfg:
-        return
-    with open_dict(cfg):
-        if not wandb_cfg.get("name"):
-            wandb_cfg.name = run_name(model_name(cfg), distinguishing_overrides())
-        if not wandb_cfg.get("group"):
-            wandb_cfg.group = sweep_group()
-        if not cfg.get("train", True):
-            wandb_cfg.job_type = "eval"
-        elif cfg.get("ckpt_path") and not wandb_cfg.get("id"):
-            # resuming: keep logging into the W&B run of the checkpoint's run folder
-            wandb_cfg.id = wandb_run_id(Path(cfg.ckpt_path).resolve().parent.parent)
-        if wandb_cfg.get("log_model") and wandb_mode != "online":
-            log.info("W&B is %s: checkpoints are not uploaded as model artifacts", wandb_mode)
-            wandb_cfg.log_model = False
-
-
-def run_hparams(cfg: DictConfig, net: torch.nn.Module, datamodule) -> dict[str, Any]:
-    """The resolved config plus what reproduces and compares the run: overrides, git state,
-    data fingerprint and parameter count."""
-    hparams = OmegaConf.to_container(cfg, resolve=True)
-    hparams["overrides"] = " ".join(hydra_overrides())
-    hparams["git"] = git_info(hydra.utils.get_original_cwd() if HydraConfig.initialized() else ".")
-    hparams["data"]["fingerprint"] = data_fingerprint(datamodule.datasets)
-    hparams["model"]["params"] = sum(p.numel() for p in net.parameters())
-    return hparams
-
-
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Run one training (and test) task; returns the final metrics as floats."""
-    check_ckpt_path(cfg)
-    wandb_mode = ensure_wandb_mode()
-    complete_wandb_config(cfg, wandb_mode)
-    output_dir = Path(cfg.paths.output_dir)
-    print_config_tree(cfg, save_to=output_dir / "config_tree.log")
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
-
+def instantiate(cfg: DictConfig) -> Objects:
+    """Data, network (checked against the data), module, callbacks, loggers and trainer."""
     log.info("Instantiating data <%s>", cfg.data._target_)
     datamodule = hydra.utils.instantiate(cfg.data)
     log.info("Instantiating model <%s>", cfg.model._target_)
@@ -152,10 +92,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     callbacks = instantiate_named(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_named(cfg.get("logger"), "logger")
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    return Objects(datamodule=datamodule, net=net, module=module, trainer=trainer)
 
-    log_run_info(trainer, cfg, net, datamodule, wandb_mode)
 
+def fit_and_test(cfg: DictConfig, run: Objects) -> dict[str, float]:
+    """Fit (or, for ``train=false``, validate the checkpoint), then test the best checkpoint."""
+    trainer, module, datamodule = run.trainer, run.module, run.datamodule
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("train", True):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -169,33 +112,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
     else:
         trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-
     if cfg.get("test", True):
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-
-    log_summary(trainer, metrics)
     return metrics
 
 
-@rank_zero_only
-def log_run_info(trainer: L.Trainer, cfg: DictConfig, net, datamodule, wandb_mode: str) -> None:
-    """Hand the run's config and bookkeeping to every logger. Rank zero only: the loggers write
-    nothing on the other ranks, so they need not run git or hash the data files either."""
-    hparams = run_hparams(cfg, net, datamodule)
-    wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-    for logger in trainer.loggers:
-        # W&B: flat keys (model.depth, optimizer.lr, ...) are dashboard columns as they are
-        logger.log_hyperparams(flatten(hparams) if logger in wandb_loggers else hparams)
-    if wandb_mode == "offline" and wandb_loggers:
-        output_dir = cfg.paths.output_dir
-        log.info(
-            "W&B: no credentials found, logging offline under %s/wandb. Upload later with "
-            "`wandb sync %s/wandb/offline-run-*` (after `wandb login`), or set "
-            "WANDB_MODE=disabled.",
-            output_dir,
-            output_dir,
-        )
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training (and test) task; returns the final metrics as floats."""
+    check_ckpt_path(cfg)
+    wandb_mode = tracking.prepare(cfg)
+    print_config_tree(cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    run = instantiate(cfg)
+    tracking.log_hyperparameters(run.trainer, cfg, run.net, run.datamodule, wandb_mode)
+    metrics = fit_and_test(cfg, run)
+    log_summary(run.trainer, metrics)
+    return metrics
+
+
+# train() as a task: the W&B run always finished with the exit code; one job of a multirun
+run_task = tracking.task_wrapper(train)
 
 
 @rank_zero_only
@@ -216,19 +154,6 @@ def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
             "Set optimized_metric to one of them."
         )
     return metrics[name]
-
-
-def run_task(cfg: DictConfig) -> dict[str, Any]:
-    """Train, and always close the W&B run (also on an exception) so nothing stays open.
-
-    In a multirun (``-m``) the job runs inside :func:`multirun_job`, so that DDP children run this
-    job only and the next job starts with a clean process group.
-    """
-    try:
-        with multirun_job():
-            return train(cfg)
-    finally:
-        finish_wandb()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

@@ -1,10 +1,28 @@
 """Read what a training run wrote: its CSV metrics (``<run dir>/csv/metrics.csv``), and what a
-sweep wrote: its summary (``<sweep dir>/summary.csv``)."""
+sweep wrote: its summary (``<sweep dir>/summary.csv``); start ``train.py`` in the background (to
+interrupt it)."""
 
 from __future__ import annotations
 
 import csv
+import subprocess
 from pathlib import Path
+from typing import Any
+
+from ..conftest import train_script_argv, train_script_env
+
+
+def start_train_script(args: list[str], cwd: Path, log_path: Path, **popen: Any):
+    """``python train.py ARGS`` started in the background, stdout and stderr into ``log_path``."""
+    with open(log_path, "w") as log:
+        return subprocess.Popen(
+            train_script_argv(args),
+            cwd=cwd,
+            env=train_script_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **popen,
+        )
 
 
 def metric_rows(run_dir: Path) -> list[dict[str, str]]:

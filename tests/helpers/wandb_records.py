@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -85,3 +86,28 @@ def run_info(records) -> wandb_internal_pb2.RunRecord:
             return record.run
     raise AssertionError("the run file holds no run record")
 
+
+def exit_code(records) -> int:
+    """The exit code the run was finished with (``wandb.finish(exit_code=...)``); the dashboard
+    shows a non-zero one as failed."""
+    exits = [r.exit for r in records if r.WhichOneof("record_type") == "exit"]
+    if not exits:
+        raise AssertionError("the run file holds no exit record: the run was never finished")
+    return exits[-1].exit_code
+
+
+def read_finished(run_dir: str | Path, wait: float = 120.0) -> list[wandb_internal_pb2.Record]:
+    """The records of the single offline run under ``run_dir`` once its exit record is on disk.
+
+    wandb's service may still be writing the file when ``wandb.finish`` has returned (seen on a
+    loaded machine: history rows and the exit record missing at the first read), so this reads
+    again until the exit record is there, for at most ``wait`` seconds (then returns what is).
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        records = read_records(run_file(run_dir))
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        if time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)

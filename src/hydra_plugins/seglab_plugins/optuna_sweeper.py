@@ -1,4 +1,4 @@
-"""``hydra.sweeper._target_`` of seglab's Optuna searches (see ``seglab.utils.optuna_sweeper``).
+"""``hydra.sweeper._target_`` of seglab's Optuna searches (see ``seglab.sweeps.resumable_optuna``).
 
 Hydra imports every ``hydra_plugins`` module at each start to discover plugins, so this one
 imports neither optuna nor the Optuna sweeper plugin: without the ``sweeps`` extra it must still
@@ -26,7 +26,7 @@ class ResumableOptunaSweeper(Sweeper):
         # plugins, each logged at INFO.
         os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        from seglab.utils.optuna_sweeper import ResumableOptunaSweeperImpl
+        from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 
         self.sweeper = ResumableOptunaSweeperImpl(**settings)
 

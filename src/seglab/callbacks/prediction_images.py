@@ -26,12 +26,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
 from seglab.data.checks import spaced_indices
 from seglab.models.base import SegmentationNet
+from seglab.tracking import wandb_loggers
 from seglab.utils.overlay import (
     class_colours,
     display_image,
@@ -72,10 +72,6 @@ class Prediction:
     image: np.ndarray  # (h, w, 3) in 0..1
     mask: np.ndarray  # (h, w) ground truth
     prediction: np.ndarray  # (h, w) argmax of the logits
-
-
-def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
-    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
 
 
 def class_names_of(trainer: L.Trainer, pl_module: L.LightningModule, num_classes: int) -> list:

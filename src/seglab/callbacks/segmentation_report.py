@@ -27,7 +27,8 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
-from seglab.callbacks.prediction_images import class_names_of, wandb_loggers
+from seglab.callbacks.prediction_images import class_names_of
+from seglab.tracking import wandb_loggers
 from seglab.utils.overlay import new_figure
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""Glue used by the task entry points: config tree, W&B mode, instantiation helpers."""
+"""Small generic helpers: config tree, named instantiation, overlay drawing (no task imports)."""

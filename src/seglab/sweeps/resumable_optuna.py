@@ -42,6 +42,8 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from seglab.sweeps.context import SWEEP_CONFIG
+
 log = logging.getLogger(__name__)
 
 JOB = "job"  # trial user attribute: the job number, i.e. the trial's folder in the sweep dir
@@ -82,7 +84,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         # jobs which of their overrides were drawn by the search (seglab's W&B run names)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        OmegaConf.save(self.config, sweep_dir / SWEEP_CONFIG)
         study = self.open_study()
         completed_before = 0
         if study is not None:

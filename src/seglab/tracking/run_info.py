@@ -1,23 +1,17 @@
 """What a run records about itself so that runs can be compared and reproduced: the code version
-(git commit and dirty flag), the command-line overrides, a fingerprint of the data, the W&B run
-name (from the overrides) and group (the sweep), and the flattened config as dashboard columns.
+(git commit and dirty flag), a fingerprint of the data, the run name (from the overrides that tell
+the run apart, see :mod:`seglab.sweeps.context`), the flattened config as dashboard columns, and
+the W&B run id a run folder holds.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import OmegaConf
-
-log = logging.getLogger(__name__)
 
 # Overrides that say where or how a run is logged, not what it trains: left out of run names.
 NOT_IN_NAME = ("hydra.", "paths.", "logger", "callbacks", "tags", "task_name", "ckpt_path")
@@ -76,37 +70,6 @@ def data_fingerprint(datasets: Mapping[str, Any]) -> dict[str, Any]:
         total.update(split.encode() + b"\0" + identity + b"\0")
     fingerprint["hash"] = total.hexdigest()[:12]
     return fingerprint
-
-
-def hydra_overrides() -> list[str]:
-    """The command-line overrides of this run or multirun job (empty outside ``@hydra.main``)."""
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
-
-
-def _sweep_dir() -> Path | None:
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    return Path(HydraConfig.get().sweep.dir)
-
-
-def sweep_group() -> str | None:
-    """The id shared by the jobs of one multirun: the name of the sweep folder."""
-    sweep_dir = _sweep_dir()
-    return sweep_dir.name if sweep_dir else None
-
-
-def distinguishing_overrides() -> list[str]:
-    """The overrides that tell this run apart: all of them in a single run; in a multirun job,
-    those not given to the whole sweep (the sweep's own overrides are in its ``multirun.yaml``,
-    which every Hydra launcher writes before the jobs start)."""
-    overrides = hydra_overrides()
-    sweep_dir = _sweep_dir()
-    if sweep_dir is not None and (sweep_dir / "multirun.yaml").is_file():
-        common = set(OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides.task)
-        overrides = [o for o in overrides if o not in common]
-    return overrides
 
 
 def run_name(base: str, overrides: Iterable[str]) -> str:

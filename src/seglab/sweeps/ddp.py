@@ -22,14 +22,11 @@ from contextlib import contextmanager
 import torch.distributed as dist
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import read_write
 
+from seglab.sweeps.context import in_multirun
+
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
-
-
-def in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def job_argv(argv: list[str], task_overrides: list[str]) -> list[str]:

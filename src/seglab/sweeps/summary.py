@@ -14,10 +14,7 @@ the end of a sweep that completed, the table is rebuilt once more and printed.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +27,8 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from seglab.compare import markdown_table
+from seglab.sweeps.context import varying_overrides
+from seglab.utils.tables import csv_text, markdown_table, write_atomic
 
 try:  # POSIX; elsewhere jobs that end at the same moment may each miss the other's row
     import fcntl
@@ -67,7 +65,7 @@ class SweepSummary(Callback):
             return  # a single run, a DDP child re-running one job, or a SLURM task of rank > 0
         failed = job_return.status != JobStatus.COMPLETED
         value = job_return._return_value  # the property re-raises a failed job's exception
-        varying = [o for o in job_return.overrides or () if o not in self.common]
+        varying = varying_overrides(job_return.overrides or (), self.common)
         row = {
             "job": config.hydra.job.num,
             "overrides": " ".join(varying),
@@ -91,11 +89,7 @@ class SweepSummary(Callback):
         returns the ``.md``."""
         with locked(sweep_dir / f".{self.filename}.lock"):
             rows = collect_rows(sweep_dir)
-            text = io.StringIO()
-            writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            write_atomic(sweep_dir / f"{self.filename}.csv", text.getvalue())
+            write_atomic(sweep_dir / f"{self.filename}.csv", csv_text(rows, COLUMNS))
             path = sweep_dir / f"{self.filename}.md"
             write_atomic(path, markdown(rows) + "\n")
         return path
@@ -108,7 +102,7 @@ def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The table of ``summary.md`` (seglab-compare's Markdown table; errors cut to 200 chars)."""
+    """The table of ``summary.md`` (errors cut to 200 characters)."""
     objective = next((r["objective"] for r in rows if r["objective"]), "objective")
     shown = [
         {
@@ -119,15 +113,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         }
         for row in rows
     ]
-    return markdown_table(shown, objective).rstrip("\n")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Readers in other processes see the old or the new file, never a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    return markdown_table(shown, numeric=[objective]).rstrip("\n")
 
 
 @contextmanager

@@ -1,0 +1,7 @@
+"""``python -m seglab.compare`` = ``seglab-compare``."""
+
+import sys
+
+from seglab.compare.cli import main
+
+sys.exit(main())
