@@ -20,9 +20,11 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from seglab.checkpoints import check_fits
 from seglab.config import CONFIG_DIR
 from seglab.data.checks import check_data
 from seglab.module import SegmentationModule
+from seglab.preflight import check_config
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.ddp_multirun import multirun_job
 from seglab.utils.instantiate import instantiate_named
@@ -122,6 +124,7 @@ def run_hparams(cfg: DictConfig, net: torch.nn.Module, datamodule) -> dict[str, 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training (and test) task; returns the final metrics as floats."""
     check_ckpt_path(cfg)
+    check_config(cfg)
     wandb_mode = ensure_wandb_mode()
     complete_wandb_config(cfg, wandb_mode)
     output_dir = Path(cfg.paths.output_dir)
@@ -134,6 +137,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("Instantiating model <%s>", cfg.model._target_)
     net = hydra.utils.instantiate(cfg.model)
     check_compatible(net, datamodule)
+    check_fits(cfg.get("ckpt_path"), net)
     if cfg.get("check_data", True):
         check_data(datamodule, max_samples=cfg.get("check_data_samples"))
     module = SegmentationModule(
