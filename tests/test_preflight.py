@@ -14,7 +14,15 @@ import torch
 from seglab.checkpoints import CheckpointError, check_fits
 from seglab.preflight import ConfigError, check_config, unwritable
 
-from .conftest import TINY, TINY_MODEL, TINY_TRAINER, compose_train, run_train_script, train_script_argv, train_script_env
+from .conftest import (
+    TINY,
+    TINY_MODEL,
+    TINY_TRAINER,
+    compose_train,
+    run_train_script,
+    train_script_argv,
+    train_script_env,
+)
 
 HELPER = Path(__file__).parent / "helpers" / "train_many.py"
 NO_UNSAFE_ADVICE = "weights_only=False"
@@ -34,30 +42,50 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     garbage.write_text("not a checkpoint\n")
     cfg = compose_train(tmp_path / "compose", TINY)
     classes = len(cfg.data.class_names)
-    other = save_net(hydra.utils.instantiate(cfg.model, num_classes=classes + 1), tmp_path / "o.ckpt")
+    other = save_net(
+        hydra.utils.instantiate(cfg.model, num_classes=classes + 1), tmp_path / "o.ckpt"
+    )
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(other.read_bytes()[: other.stat().st_size // 2])
     unreadable = "is not a readable checkpoint .*: point it at a .ckpt file"
     cases = {
         # the mandatory key is found in the config, not hard-coded (data.root today)
-        "missing": ([*TINY_MODEL, *TINY_TRAINER, "data=folder"], r"(\S*root) must be set .*: python train\.py \1=\.\.\."),
-        "epochs": (["trainer.max_epochs=abc"], r"trainer\.max_epochs='abc' is not a whole number:"
-                   r" .*python train\.py trainer\.max_epochs=10"),
+        "missing": (
+            [*TINY_MODEL, *TINY_TRAINER, "data=folder"],
+            r"(\S*root) must be set .*: python train\.py \1=\.\.\.",
+        ),
+        "epochs": (
+            ["trainer.max_epochs=abc"],
+            r"trainer\.max_epochs='abc' is not a whole number:"
+            r" .*python train\.py trainer\.max_epochs=10",
+        ),
         "lr": (["optimizer.lr=fast"], r"optimizer\.lr='fast' is not a number: .*optimizer\.lr="),
         "batch0": (["data.batch_size=0"], r"data\.batch_size=0 must be at least 1: .*batch_size="),
         "batch-3": (["data.batch_size=-3"], r"data\.batch_size=-3 must be at least 1"),
-        "output_dir": ([f"paths.output_dir={a_file}/run"], rf"paths\.output_dir={a_file}/run "
-                       rf"cannot be created: {a_file} is a file, not a folder: .*paths\.log_dir="),
-        "run_dir": ([f"paths.log_dir={a_file}/logs"], rf"hydra\.run\.dir={a_file}/logs/\S+ cannot "
-                    r"be created: .* is a file, not a folder"),
+        "output_dir": (
+            [f"paths.output_dir={a_file}/run"],
+            rf"paths\.output_dir={a_file}/run "
+            rf"cannot be created: {a_file} is a file, not a folder: .*paths\.log_dir=",
+        ),
+        "run_dir": (
+            [f"paths.log_dir={a_file}/logs"],
+            rf"hydra\.run\.dir={a_file}/logs/\S+ cannot "
+            r"be created: .* is a file, not a folder",
+        ),
         "garbage": ([f"ckpt_path={garbage}"], f"ckpt_path={garbage} {unreadable}"),
         "truncated": ([f"ckpt_path={truncated}"], f"ckpt_path={truncated} {unreadable}"),
-        "classes": ([f"ckpt_path={other}"], rf"ckpt_path={other} was trained for {classes + 1} "
-                    rf"classes but the config has {classes} .*: use the data config it was trained"),
+        "classes": (
+            [f"ckpt_path={other}"],
+            rf"ckpt_path={other} was trained for {classes + 1} "
+            rf"classes but the config has {classes} .*: use the data config it was trained",
+        ),
     }
     if not torch.cuda.is_available():
-        cases["gpu"] = (["trainer=gpu"], r"trainer\.accelerator=gpu but torch finds no GPU .*: "
-                        r"train on the CPU with python train\.py trainer=cpu")
+        cases["gpu"] = (
+            ["trainer=gpu"],
+            r"trainer\.accelerator=gpu but torch finds no GPU .*: "
+            r"train on the CPU with python train\.py trainer=cpu",
+        )
     # the tiny run's overrides first (the folder data has other keys; TINY runs on the CPU)
     tiny = {"missing": [], "gpu": [o for o in TINY if not o.startswith("trainer.accelerator")]}
     return {name: ([*tiny.get(name, TINY), *args], p) for name, (args, p) in cases.items()}
@@ -100,8 +128,10 @@ def test_a_checkpoint_of_another_network_is_named(tiny_cfg, tmp_path):
     deeper = save_net(hydra.utils.instantiate(cfg.model, depth=3), tmp_path / "deeper.ckpt")
     with pytest.raises(CheckpointError, match=r"holds another network than the configured UNet"):
         check_fits(deeper, hydra.utils.instantiate(cfg.model))
-    check_fits(save_net(hydra.utils.instantiate(cfg.model), tmp_path / "same.ckpt"),
-               hydra.utils.instantiate(cfg.model))
+    check_fits(
+        save_net(hydra.utils.instantiate(cfg.model), tmp_path / "same.ckpt"),
+        hydra.utils.instantiate(cfg.model),
+    )
 
 
 def test_a_checkpoint_with_unsafe_objects_is_refused(tiny_cfg, tmp_path):

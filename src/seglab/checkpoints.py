@@ -85,4 +85,3 @@ def not_readable(path: str | Path, reason: str) -> CheckpointError:
         f"ckpt_path={path} is not a readable checkpoint ({reason}): point it at a .ckpt file "
         f"that seglab wrote ({RESUME_HINT}), or leave ckpt_path unset to start fresh"
     )
-
