@@ -101,12 +101,14 @@ def test_bad_inputs_fail_before_any_work_with_one_line_and_the_fix(tmp_path):
     command = [argv[0], str(HELPER), argv[1], str(cases_file), str(results_file)]
     subprocess.run(command, cwd=tmp_path, env=train_script_env(), check=True, timeout=300)
     results = json.loads(results_file.read_text())
+    wrong = {}  # every case that is not one line with the fix and a non-zero exit, at once
     for name, (_, pattern) in cases.items():
         output, returncode = results[name]["output"], results[name]["returncode"]
-        assert returncode != 0, (name, output)
         lines = [line for line in output.splitlines() if re.search(pattern, line)]
-        assert len(lines) == 1, (name, pattern, output)
-        assert "Traceback" not in output and NO_UNSAFE_ADVICE not in output, (name, output)
+        unsafe = "Traceback" in output or NO_UNSAFE_ADVICE in output
+        if returncode == 0 or len(lines) != 1 or unsafe:
+            wrong[name] = (returncode, pattern, output[-1500:])
+    assert not wrong, "\n\n".join(f"{name}: {detail}" for name, detail in wrong.items())
     # nothing was trained: no run folder holds a checkpoint
     assert not list((tmp_path / "logs").glob("**/*.ckpt"))
 
