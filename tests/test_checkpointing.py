@@ -40,3 +40,22 @@ def test_last_checkpoint_is_the_final_epoch_when_the_metric_gets_worse(tiny_cfg,
     assert (last["epoch"], last["global_step"]) == (3, 4 * STEPS_PER_EPOCH)
     epochs = [int(r["epoch"]) for r in metric_rows(tmp_path) if r.get("val/dice")]
     assert epochs[-1] == 3 and epochs.count(3) == 1
+
+
+def test_wandb_aliases_best_the_best_checkpoint_and_latest_the_last(tiny_cfg, monkeypatch):
+    # As in test_tracking: seglab decides "online" while wandb runs offline; the calls are
+    # recorded where they reach wandb. W&B moves an alias to the artifact logged with it last.
+    import wandb
+
+    logged = []
+    log_artifact = wandb.sdk.wandb_run.Run.log_artifact
+
+    def record(run, artifact, *args, aliases=None, **kwargs):
+        logged.append((artifact.metadata["original_filename"], tuple(aliases or ())))
+        return log_artifact(run, artifact, *args, aliases=aliases, **kwargs)
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log_artifact", record)
+    monkeypatch.setattr("seglab.train.ensure_wandb_mode", lambda: "online")
+    run_task(tiny_cfg("logger=wandb", "test=false", *WORSENING))
+    holder = {alias: name for name, aliases in logged for alias in aliases}
+    assert holder["best"].startswith("epoch_000") and holder["latest"] == "last.ckpt", logged

@@ -1,6 +1,7 @@
-"""Read checkpoints safely (``torch.load(weights_only=True)``: no code from the file runs) and
-check that one fits the network before Lightning loads it; failures are one-line
-:class:`CheckpointError` messages that name the file and the fix."""
+"""Checkpoints: ``last.ckpt`` written after every training epoch (:class:`LastCheckpoint`), and
+read safely (``torch.load(weights_only=True)``: no code from the file runs) and checked against the
+network before Lightning loads them; failures are one-line :class:`CheckpointError` messages that
+name the file and the fix."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from hydra.errors import CompactHydraException
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 RESUME_HINT = "e.g. logs/train/runs/<run>/checkpoints/last.ckpt"
 
@@ -19,6 +22,37 @@ RESUME_HINT = "e.g. logs/train/runs/<run>/checkpoints/last.ckpt"
 class CheckpointError(CompactHydraException, ValueError):
     """A checkpoint cannot be used; the message names the file and the fix (Hydra prints the
     message alone, without a traceback)."""
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``<dirpath>/last.ckpt``: the latest completed training epoch, rewritten at the end of every
+    ``every_n_epochs``-th one, whatever the metrics do.
+
+    Lightning 2.6's ``save_last=True`` beside ``save_top_k`` writes ``last.ckpt`` only when a top-k
+    checkpoint is saved at the same step, i.e. when the monitored metric improves. A plain
+    ``ModelCheckpoint(monitor=None, filename="last")`` would call ``last.ckpt`` its best model
+    (W&B's logger would then move the ``best`` alias to it); this one has no best model.
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_epochs: int = 1):
+        if every_n_epochs < 1:
+            raise ValueError(
+                f"callbacks.last_checkpoint.every_n_epochs={every_n_epochs} must be at least 1: "
+                "set callbacks.last_checkpoint=null to write no last.ckpt"
+            )
+        super().__init__(
+            dirpath=dirpath,
+            monitor=None,
+            save_top_k=0,
+            save_last=True,
+            every_n_epochs=every_n_epochs,
+            save_on_train_epoch_end=True,
+        )
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = (trainer.current_epoch + 1) % self._every_n_epochs == 0
+        if due and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
