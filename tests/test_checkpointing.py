@@ -3,8 +3,10 @@ resuming from ``last.ckpt`` continues after the final epoch (issue 10, item 2)."
 
 from pathlib import Path
 
+import pytest
 import torch
 
+from seglab.checkpoints import LastCheckpoint
 from seglab.train import run_task
 
 from .helpers.runs import metric_rows
@@ -59,3 +61,8 @@ def test_wandb_aliases_best_the_best_checkpoint_and_latest_the_last(tiny_cfg, mo
     run_task(tiny_cfg("logger=wandb", "test=false", *WORSENING))
     holder = {alias: name for name, aliases in logged for alias in aliases}
     assert holder["best"].startswith("epoch_000") and holder["latest"] == "last.ckpt", logged
+
+
+def test_last_checkpoint_every_zero_epochs_names_the_fix(tmp_path):
+    with pytest.raises(ValueError, match=r"every_n_epochs=0 must be at least 1: .*=null"):
+        LastCheckpoint(tmp_path, every_n_epochs=0)
