@@ -7,6 +7,7 @@ import lightning as L
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
+from lightning.pytorch.callbacks import Timer
 from omegaconf import OmegaConf
 
 from seglab.config import CONFIG_DIR
@@ -107,3 +108,30 @@ def test_train_script_reports_a_typo_without_a_traceback(tmp_path):
     assert "Could not find 'model/unett'" in result.stderr
     assert "Available options" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_time_budget_and_batch_limits_are_ordinary_overrides(trainer, tmp_path):
+    limits = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=0.5"]
+    budget = ["trainer.max_time=00:00:10:00", "trainer.limit_test_batches=2", *limits]
+    cfg = compose_train(tmp_path, [f"trainer={trainer}", *budget])
+    assert cfg.trainer.max_time == "00:00:10:00"
+    assert (cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches) == (3, 0.5)
+    assert cfg.trainer.limit_test_batches == 2
+    if trainer == "default":
+        assert compose_train(tmp_path).trainer.max_time is None
+
+
+def test_max_time_reaches_the_trainer(tmp_path):
+    cfg = compose_train(tmp_path, [*TINY, "trainer.max_time=00:00:10:00", "logger=csv"])
+    trainer = hydra.utils.instantiate(cfg.trainer)
+    timers = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    assert [timer._duration for timer in timers] == [600]
+    assert trainer.limit_train_batches == 1.0  # null: every batch
+
+
+def test_every_group_in_the_defaults_list_has_its_folder():
+    defaults = OmegaConf.load(Path(CONFIG_DIR) / "train.yaml").defaults
+    groups = [next(iter(entry)) for entry in defaults if not isinstance(entry, str)]
+    groups = [group.removeprefix("optional ").removeprefix("override ") for group in groups]
+    assert groups and all((Path(CONFIG_DIR) / group).is_dir() for group in groups), groups

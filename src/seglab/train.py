@@ -20,10 +20,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from seglab import tracking
+from seglab.checkpoints import check_fits
 from seglab.config import CONFIG_DIR
 from seglab.data.checks import check_data
 from seglab.models.base import SegmentationNet
 from seglab.module import SegmentationModule
+from seglab.preflight import check_config
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.instantiate import instantiate_named
 
@@ -80,6 +82,7 @@ def instantiate(cfg: DictConfig) -> Objects:
     log.info("Instantiating model <%s>", cfg.model._target_)
     net = hydra.utils.instantiate(cfg.model)
     check_compatible(net, datamodule)
+    check_fits(cfg.get("ckpt_path"), net)
     if cfg.get("check_data", True):
         check_data(datamodule, max_samples=cfg.get("check_data_samples"))
     module = SegmentationModule(
@@ -121,6 +124,7 @@ def fit_and_test(cfg: DictConfig, run: Objects) -> dict[str, float]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training (and test) task; returns the final metrics as floats."""
     check_ckpt_path(cfg)
+    check_config(cfg)
     wandb_mode = tracking.prepare(cfg)
     print_config_tree(cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
     if cfg.get("seed") is not None:

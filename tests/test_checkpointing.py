@@ -1,0 +1,68 @@
+"""``last.ckpt`` holds the latest completed epoch, the best checkpoint stays the best, and
+resuming from ``last.ckpt`` continues after the final epoch (issue 10, item 2)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seglab.checkpoints import LastCheckpoint
+from seglab.train import run_task
+
+from .helpers.runs import metric_rows
+
+# The checkpoint's monitor made to get worse after the first epoch, deterministically: "best" is
+# the lowest global step, so epoch 0 stays the best and every later epoch is worse. (With
+# save_top_k=1 and save_last=true, Lightning 2.6 then wrote last.ckpt only at epoch 0.)
+WORSENING = ["callbacks.model_checkpoint.monitor=step", "callbacks.model_checkpoint.mode=min"]
+STEPS_PER_EPOCH = 4  # 16 samples / batch 4
+
+
+def read(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_last_checkpoint_is_the_final_epoch_when_the_metric_gets_worse(tiny_cfg, tmp_path):
+    run_task(tiny_cfg("trainer.max_epochs=3", "test=false", *WORSENING))
+    folder = tmp_path / "checkpoints"
+    last = read(folder / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (2, 3 * STEPS_PER_EPOCH)
+
+    # the best checkpoint is still epoch 0's, and last.ckpt knows it
+    best_files = [p for p in folder.iterdir() if p.name.startswith("epoch_")]
+    assert [p.name[:9] for p in best_files] == ["epoch_000"]
+    assert read(best_files[0])["global_step"] == STEPS_PER_EPOCH
+    best_states = [s for k, s in last["callbacks"].items() if "'step'" in k]
+    assert Path(best_states[0]["best_model_path"]) == best_files[0]
+
+    # resuming from last.ckpt continues after the final epoch (not after the best one)
+    resume = [f"ckpt_path={folder / 'last.ckpt'}", "test=false", *WORSENING]
+    run_task(tiny_cfg("trainer.max_epochs=4", *resume))
+    last = read(folder / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (3, 4 * STEPS_PER_EPOCH)
+    epochs = [int(r["epoch"]) for r in metric_rows(tmp_path) if r.get("val/dice")]
+    assert epochs[-1] == 3 and epochs.count(3) == 1
+
+
+def test_wandb_aliases_best_the_best_checkpoint_and_latest_the_last(tiny_cfg, monkeypatch):
+    # As in test_tracking: seglab decides "online" while wandb runs offline; the calls are
+    # recorded where they reach wandb. W&B moves an alias to the artifact logged with it last.
+    import wandb
+
+    logged = []
+    log_artifact = wandb.sdk.wandb_run.Run.log_artifact
+
+    def record(run, artifact, *args, aliases=None, **kwargs):
+        logged.append((artifact.metadata["original_filename"], tuple(aliases or ())))
+        return log_artifact(run, artifact, *args, aliases=aliases, **kwargs)
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log_artifact", record)
+    monkeypatch.setattr("seglab.train.ensure_wandb_mode", lambda: "online")
+    run_task(tiny_cfg("logger=wandb", "test=false", *WORSENING))
+    holder = {alias: name for name, aliases in logged for alias in aliases}
+    assert holder["best"].startswith("epoch_000") and holder["latest"] == "last.ckpt", logged
+
+
+def test_last_checkpoint_every_zero_epochs_names_the_fix(tmp_path):
+    with pytest.raises(ValueError, match=r"every_n_epochs=0 must be at least 1: .*=null"):
+        LastCheckpoint(tmp_path, every_n_epochs=0)
