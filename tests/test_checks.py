@@ -30,7 +30,11 @@ def folder_datamodule(root, class_names=("background", "foreground"), in_channel
         for split in ("train", "val")
     }
     return SegmentationDataModule(
-        datasets, class_names, in_channels, mean=[0.5] * in_channels, std=[0.25] * in_channels
+        datasets=datasets,
+        class_names=class_names,
+        in_channels=in_channels,
+        mean=[0.5] * in_channels,
+        std=[0.25] * in_channels,
     )
 
 
@@ -79,7 +83,7 @@ def test_all_problems_come_in_one_error_with_their_files_and_fixes(tmp_path, cap
         r"train/images/05\.png \(3 channel\(s\)\).*set data\.in_channels",
         r"train .*mask\(s\) with values 7 .*masks/03\.png .*mask_mapping",
         r"train .*mask\(s\) holding only 0 and 255.*masks/04\.png.*"
-        r"data\.datasets\.train\.mask_mapping=\{0:0,255:1\} and give two data\.class_names",
+        r"'data\.dataset\.mask_mapping=\{0:0,255:1\}' and give two data\.class_names",
         r"val .*1 unreadable or truncated file\(s\): val/masks/09\.png",
     ]
     for pattern in expected:
@@ -97,7 +101,7 @@ def test_a_binary_mask_for_two_classes_names_the_mapping_and_a_mapping_fixes_it(
     root = make_folder(tmp_path)
     for path in (root / "masks").iterdir():
         save(path, np.array(Image.open(path)) * 255)
-    with pytest.raises(DataCheckError, match=r"mask_mapping=\{0:0,255:1\}\n") as caught:
+    with pytest.raises(DataCheckError, match=r"mask_mapping=\{0:0,255:1\}'\n") as caught:
         check_data(folder_datamodule(root), show=False)
     assert "10 data problem" not in str(caught.value)  # one line per split, not per file
     assert len(caught.value.report.problems) == 2
@@ -107,7 +111,9 @@ def test_a_binary_mask_for_two_classes_names_the_mapping_and_a_mapping_fixes_it(
 
 def test_max_samples_checks_an_evenly_spaced_subset():
     datasets = {"train": SyntheticShapes(100, image_size=32), "val": SyntheticShapes(5, seed=1)}
-    dm = SegmentationDataModule(datasets, ["background", "disc", "square", "triangle"], 1)
+    dm = SegmentationDataModule(
+        datasets=datasets, class_names=["background", "disc", "square", "triangle"], in_channels=1
+    )
     report = check_data(dm, max_samples=10, show=False)
     assert [(s.samples, s.checked) for s in report.splits] == [(100, 10), (5, 5)]
 
@@ -121,7 +127,9 @@ def test_datasets_without_files_name_the_sample_index():
             return {**sample, "mask": sample["mask"] + 5 * (index == 3)}
 
     datasets = {"train": Broken(6, image_size=32), "val": SyntheticShapes(0, image_size=32)}
-    dm = SegmentationDataModule(datasets, ["background", "disc", "square", "triangle"], 1)
+    dm = SegmentationDataModule(
+        datasets=datasets, class_names=["background", "disc", "square", "triangle"], in_channels=1
+    )
     with pytest.raises(DataCheckError) as caught:
         check_data(dm, show=False)
     message = str(caught.value)
@@ -147,7 +155,12 @@ def test_train_stops_on_bad_data_before_fitting(tmp_path):
     mask = np.array(Image.open(root / "masks" / "05.png"))
     mask[0, 0] = 7
     save(root / "masks" / "05.png", mask)
-    overrides = ["data=folder", f"data.root={root}", "data.in_channels=1", "data.mean=[0.5]"]
+    overrides = [
+        "data=folder",
+        f"data.dataset.root={root}",
+        "data.in_channels=1",
+        "data.mean=[0.5]",
+    ]
     overrides += ["data.std=[0.25]", "data.num_workers=0", "data.batch_size=2", "logger=csv"]
     cfg = compose_train(tmp_path / "run", [*overrides, *TINY_MODEL, *TINY_TRAINER])
     assert cfg.check_data is True
@@ -159,7 +172,7 @@ def test_train_stops_on_bad_data_before_fitting(tmp_path):
 
 @pytest.mark.skipif(not ISBI_DIR.is_dir(), reason=f"ISBI 2012 data not found at {ISBI_DIR}")
 def test_isbi2012_passes(tmp_path):
-    cfg = compose_train(tmp_path, ["data=isbi2012", f"data.root='{ISBI_DIR}'"])
+    cfg = compose_train(tmp_path, ["data=isbi2012", f"data.dataset.root='{ISBI_DIR}'"])
     report = check_data(hydra.utils.instantiate(cfg.data), show=False)
     assert [(s.name, s.samples) for s in report.splits] == [("train", 25), ("val", 5), ("test", 5)]
     assert all(s.sizes == {(512, 512)} and s.classes == {0, 1} for s in report.splits)

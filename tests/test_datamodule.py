@@ -1,4 +1,7 @@
+import functools
+
 import albumentations as A
+import hydra
 import numpy as np
 import pytest
 import torch
@@ -150,7 +153,7 @@ def test_workers_do_not_repeat_each_others_augmentations():
 
 
 def test_a_split_set_to_null_is_no_split():
-    """README: data.datasets.test=null with test=false; test=true then says what to do."""
+    """README: data.splits.test=null with test=false; test=true then says what to do."""
     dm = make_datamodule()
     dm = make_datamodule(datasets={**dm.datasets, "test": None})
     assert "test" not in dm.datasets
@@ -163,3 +166,28 @@ def test_a_split_set_to_null_is_no_split():
 def test_negative_ignore_index_is_reported_as_such():
     with pytest.raises(ValueError, match="must be >= 0"):
         make_datamodule(ignore_index=-1)
+
+
+def test_a_config_gives_dataset_options_once_and_splits_their_differences(tmp_path):
+    from .conftest import TINY_DATA, compose_train
+
+    cfg = compose_train(tmp_path, [*TINY_DATA, "data.dataset.image_size=40"])
+    assert "datasets" not in cfg.data and "root" not in cfg.data
+    dm = hydra.utils.instantiate(cfg.data)
+    assert {name: len(ds) for name, ds in dm.datasets.items()} == {"train": 16, "val": 8, "test": 8}
+    assert {ds.image_size for ds in dm.datasets.values()} == {(40, 40)}
+    assert [ds.seed for ds in dm.datasets.values()] == [0, 1, 2]
+    # the DataModule passes class names and channels to the factory
+    assert all(ds.shapes == dm.class_names[1:] for ds in dm.datasets.values())
+    cfg = compose_train(tmp_path, [*TINY_DATA, "data.splits.test=null"])
+    assert "test" not in hydra.utils.instantiate(cfg.data).datasets
+
+
+def test_split_options_may_not_set_what_the_datamodule_passes():
+    names = ["background", "disc"]
+    factory = functools.partial(SyntheticShapes, image_size=32)
+    splits = {"train": {"num_samples": 2, "channels": 3}, "val": {"num_samples": 2}}
+    with pytest.raises(ValueError, match=r"data\.splits\.train sets \['channels'\]"):
+        SegmentationDataModule(factory, splits, names, 1)
+    with pytest.raises(ValueError, match="not both"):
+        SegmentationDataModule(factory, splits, names, 1, datasets={"train": None})

@@ -26,7 +26,7 @@ def test_offline_wandb_run_carries_what_reproduces_and_compares_it(tiny_cfg, tmp
     # the resolved config as flat keys, the way overrides name them
     assert config["model.depth"] == 2 and config["model.base_width"] == 4
     assert config["optimizer.lr"] == cfg.optimizer.lr
-    assert config["data.datasets.train.num_samples"] == 16
+    assert config["data.splits.train.num_samples"] == 16
     assert config["seed"] == 42
     assert config["tags"] == ["tiny", "tracking"]
     # the parameter count of the network that was trained

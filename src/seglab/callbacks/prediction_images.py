@@ -30,7 +30,6 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
-from seglab.data.checks import spaced_indices
 from seglab.models.common import center_crop
 from seglab.utils.overlay import (
     class_colours,
@@ -40,6 +39,7 @@ from seglab.utils.overlay import (
     normalisation,
     overlay,
 )
+from seglab.utils.sampling import spaced_indices
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Bring-your-own data: image and mask files in folders.
 
-Layouts (``root`` is ``data.root``)::
+Layouts (``root`` is ``data.dataset.root``)::
 
     root/images/a.png  root/masks/a.png      one pool, split here: seeded fractions, k-fold, stems
     root/{train,val,test}/{images,masks}/    fixed splits: ``split`` picks the folder
@@ -12,28 +12,21 @@ How files become arrays (16-bit scaling, mask encodings): see ``seglab.data.io``
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from seglab.data.io import (
-    invalid_mask_values,
-    mapping_table,
-    palette_table,
-    read_image,
-    read_mask,
-    shorten,
-)
+from seglab.data.io import mapping_table, palette_table, read_image, read_mask
+from seglab.data.validation import Source, shorten
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SPLITS = ("train", "val", "test")
 EMPTY_FIXES = {
     "train": "lower val_fraction / test_fraction or list fewer val_stems / test_stems",
     "val": "raise val_fraction (above 0) or set val_stems",
-    "test": "raise test_fraction (above 0) or set test_stems; or set data.datasets.test=null "
+    "test": "raise test_fraction (above 0) or set test_stems; or set data.splits.test=null "
     "test=false",
 }
 
@@ -43,7 +36,7 @@ def list_images(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise FileNotFoundError(
             f"folder {folder} does not exist: expected {folder.parent}/images and "
-            f"{folder.parent}/masks with matching file names. Create it or fix data.root"
+            f"{folder.parent}/masks with matching file names. Create it or fix data.dataset.root"
         )
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     files = [p for p in files if not p.name.startswith(".")]
@@ -154,7 +147,7 @@ def find_samples(root: Path, split: str, mask_suffix: str, options: dict) -> lis
             "only apply to a single images/ + masks/ pool"
         )
     if split not in split_folders:
-        fix = "; or set data.datasets.test=null test=false" if split == "test" else ""
+        fix = "; or set data.splits.test=null test=false" if split == "test" else ""
         raise FileNotFoundError(
             f"{root / split} does not exist (found {split_folders}): add {split}/images and "
             f"{split}/masks{fix}"
@@ -167,8 +160,8 @@ class FolderDataset(Dataset):
 
     Args:
         root: the data folder. split: ``train``, ``val`` or ``test``.
-        class_names: when given, masks are checked against them (and mask_mapping / palette may
-            name classes). channels: 1 or 3 converts every image (gray <-> RGB); None keeps it.
+        class_names: the classes mask_mapping / palette may name. channels: 1 or 3 converts
+            every image (gray <-> RGB); None keeps it.
         mask_suffix: masks are ``<image stem><mask_suffix>.<any image extension>``.
         val_fraction, test_fraction, seed: a seeded random split of the images/ pool.
         num_folds, fold: k-fold cross-validation: val is fold ``fold``, train the other folds
@@ -176,7 +169,7 @@ class FolderDataset(Dataset):
         val_stems, test_stems: explicit file stems of val / test; train is the rest.
         mask_mapping: ``{mask value: class index or name}`` for single-channel masks.
         palette: ``{class name or index: [r, g, b]}`` for colour masks.
-        ignore_index: the mask value left out of loss and metrics (allowed in masks).
+        ignore_index: what the class ``ignore`` in mask_mapping / palette maps to.
         max_value_16bit: 16-bit images are divided by it (e.g. 4095 for 12-bit data).
     """
 
@@ -203,7 +196,7 @@ class FolderDataset(Dataset):
         if not self.root.is_dir():
             shown = root if self.root.is_absolute() else f"{root} ({self.root.resolve()})"
             raise FileNotFoundError(
-                f"data root {shown} does not exist: set data.root to the folder that holds "
+                f"data root {shown} does not exist: set data.dataset.root to the folder that holds "
                 "images/ and masks/ (or train/, val/, test/)"
             )
         if split not in SPLITS:
@@ -215,9 +208,9 @@ class FolderDataset(Dataset):
         self.split, self.channels, self.ignore_index = split, channels, ignore_index
         self.class_names = None if class_names is None else list(class_names)
         self.max_value_16bit = max_value_16bit
-        self._warned_binary = False
-        self.mapping = None if mask_mapping is None else mapping_table(mask_mapping, class_names)
-        self.palette = None if palette is None else palette_table(palette, class_names)
+        names = (class_names, ignore_index)
+        self.mapping = None if mask_mapping is None else mapping_table(mask_mapping, *names)
+        self.palette = None if palette is None else palette_table(palette, *names)
         options = {
             "val_fraction": val_fraction,
             "test_fraction": test_fraction,
@@ -241,39 +234,30 @@ class FolderDataset(Dataset):
         """Every image and mask file, in sample order (the run's data fingerprint hashes them)."""
         return [path for _, image, mask in self.samples for path in (image, mask)]
 
+    @property
+    def maps_masks(self) -> bool:
+        """Masks go through mask_mapping or palette (so 0/255 in the result is meant)."""
+        return self.mapping is not None or self.palette is not None
+
+    def source(self, index: int) -> Source:
+        """The image and mask files of sample ``index`` (shown relative to ``root``)."""
+        _, image, mask = self.samples[index]
+        return Source(relative(image, self.root), relative(mask, self.root), (image, mask))
+
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        """The sample as read; unreadable files raise ``io.FileError`` naming the file (the
+        data rules are checked by ``seglab.data.validation``)."""
         _, image_path, mask_path = self.samples[index]
         image = read_image(image_path, self.channels, self.max_value_16bit)
         mask = read_mask(mask_path, self.mapping, self.palette)
-        if image.shape[:2] != mask.shape:
-            raise ValueError(
-                f"image {image_path} is {image.shape[1]}x{image.shape[0]} (width x height) but "
-                f"its mask {mask_path} is {mask.shape[1]}x{mask.shape[0]}: give them one size"
-            )
-        self._check_classes(mask, mask_path)
         return {"image": image, "mask": mask}
 
-    def _check_classes(self, mask: np.ndarray, path: Path) -> None:
-        if self.class_names is None:
-            return
-        values = np.unique(mask)
-        encoded = self.mapping is not None or self.palette is not None
-        binary = self.ignore_index == 255 and values.tolist() == [0, 255]
-        if binary and not encoded and not self._warned_binary:
-            self._warned_binary = True
-            warnings.warn(
-                f"mask {path} holds only 0 and 255 (= ignore_index): its 255 pixels are left out "
-                "of loss and metrics. For 0/255 binary masks set mask_mapping {0: 0, 255: 1}",
-                stacklevel=2,
-            )
-        bad = invalid_mask_values(values, len(self.class_names), self.ignore_index)
-        if bad:
-            raise ValueError(
-                f"mask {path} has values {shorten(bad)} that are not class indices 0.."
-                f"{len(self.class_names) - 1} {self.class_names} nor ignore_index "
-                f"{self.ignore_index}. Fix data.class_names, or map the values with mask_mapping "
-                "(0/255 masks: {0: 0, 255: 1}) or palette"
-            )
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

@@ -12,28 +12,28 @@ a value -> class map (``mask_mapping``, e.g. ``{0: 1, 255: 0}``) or an RGB palet
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from seglab.data.validation import shorten
+
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
 
 
-def shorten(items: Iterable, limit: int = 10) -> str:
-    """``a, b, c ... (n more)``: lists in error messages stay readable."""
-    items = [str(item) for item in items]
-    more = f" ... ({len(items) - limit} more)" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
+class FileError(ValueError):
+    """A file the reader cannot turn into a sample; the message names ``path`` and the fix."""
+
+    def __init__(self, path: Path, message: str):
+        super().__init__(message)
+        self.path = Path(path)
 
 
-def invalid_mask_values(values: np.ndarray, num_classes: int, ignore_index: int) -> list[int]:
-    """The values among ``values`` (a mask, or its unique values) that are neither class indices
-    ``0..num_classes-1`` nor ``ignore_index``: the one rule every mask check applies."""
-    values = np.unique(values)
-    return values[((values < 0) | (values >= num_classes)) & (values != ignore_index)].tolist()
+class UnreadableFile(FileError):
+    """A file that cannot be decoded (truncated, garbage, not an image); ``__cause__`` says why."""
 
 
 def open_image(path: Path) -> Image.Image:
@@ -42,7 +42,9 @@ def open_image(path: Path) -> Image.Image:
         image = Image.open(path)
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read {path} ({error}): re-export or remove the file") from error
+        raise UnreadableFile(
+            path, f"cannot read {path} ({error}): re-export or remove the file"
+        ) from error
     return image
 
 
@@ -55,8 +57,9 @@ def read_image(path: Path, channels: int | None = None, max_value_16bit: float =
         gray = image.mode in ("1", "L", "LA") if channels is None else channels == 1
         array = np.asarray(image.convert("L" if gray else "RGB"))
     else:
-        raise ValueError(
-            f"image {path} has Pillow mode {image.mode!r}: save it as 8- or 16-bit gray or RGB"
+        raise FileError(
+            path,
+            f"image {path} has Pillow mode {image.mode!r}: save it as 8- or 16-bit gray or RGB",
         )
     array = array[..., None] if array.ndim == 2 else array
     if channels == 3 and array.shape[-1] == 1:
@@ -64,25 +67,27 @@ def read_image(path: Path, channels: int | None = None, max_value_16bit: float =
     return array
 
 
-def class_index(key, class_names: Sequence[str] | None, what: str) -> int:
-    """A class given by index (``1``, ``"1"``) or by name (``membrane``)."""
+def class_index(key, class_names: Sequence[str] | None, what: str, ignore_index: int) -> int:
+    """A class given by index (``1``, ``"1"``), by name (``membrane``) or as ``ignore``."""
     if isinstance(key, int) or str(key).isdigit():
         return int(key)
+    if key == "ignore" and (class_names is None or key not in class_names):
+        return ignore_index
     if class_names is None or key not in class_names:
         raise ValueError(f"{what} {key!r} is neither a class index nor one of {class_names}")
     return list(class_names).index(key)
 
 
-def mapping_table(mapping: Mapping, class_names: Sequence[str] | None) -> dict[int, int]:
-    """``{mask value: class index}`` from ``{value: class index or name}``."""
+def mapping_table(mapping: Mapping, class_names, ignore_index: int = 255) -> dict[int, int]:
+    """``{mask value: class index}`` from ``{value: class index, name or ignore}``."""
     return {
-        int(value): class_index(c, class_names, "mask_mapping class")
+        int(value): class_index(c, class_names, "mask_mapping class", ignore_index)
         for value, c in mapping.items()
     }
 
 
-def palette_table(palette: Mapping, class_names: Sequence[str] | None) -> dict[int, int]:
-    """``{0xRRGGBB: class index}`` from ``{class name or index: [r, g, b]}``."""
+def palette_table(palette: Mapping, class_names, ignore_index: int = 255) -> dict[int, int]:
+    """``{0xRRGGBB: class index}`` from ``{class name, index or ignore: [r, g, b]}``."""
     table: dict[int, int] = {}
     for key, colour in palette.items():
         rgb = [int(c) for c in colour]
@@ -91,7 +96,7 @@ def palette_table(palette: Mapping, class_names: Sequence[str] | None) -> dict[i
         code = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
         if code in table:
             raise ValueError(f"palette colour {rgb} is given to two classes")
-        table[code] = class_index(key, class_names, "palette key")
+        table[code] = class_index(key, class_names, "palette key", ignore_index)
     return table
 
 
@@ -104,9 +109,10 @@ def lookup(values: np.ndarray, table: Mapping[int, int], path: Path, name: str, 
     present, inverse = np.unique(values, return_inverse=True)
     unknown = [show(v) for v in present.tolist() if v not in table]
     if unknown:
-        raise ValueError(
+        raise FileError(
+            path,
             f"mask {path} has value(s) not in {name}: {shorten(unknown)}. Add them to {name} "
-            "(give them the ignore index to leave those pixels out) or fix the mask"
+            "(give them the ignore index to leave those pixels out) or fix the mask",
         )
     classes = np.array([table[v] for v in present.tolist()])
     return classes[inverse].reshape(values.shape)
@@ -125,9 +131,10 @@ def read_mask(path: Path, mapping: Mapping[int, int] | None = None, palette=None
             mask = mask // 255  # 1-bit masks: black 0, white 1
         if mask.ndim == 3:  # RGB(A): only a gray image saved as RGB is a class-index mask
             if not (mask[..., :3] == mask[..., :1]).all():
-                raise ValueError(
+                raise FileError(
+                    path,
                     f"mask {path} is a colour image: set palette {{class: [r, g, b]}} or save "
-                    "single-channel class-index masks"
+                    "single-channel class-index masks",
                 )
             mask = mask[..., 0]
         if mapping is not None:
