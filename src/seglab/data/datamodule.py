@@ -3,7 +3,8 @@ the module applies the Albumentations pipelines and batches them.
 
 Masks follow one convention everywhere: an (H, W) map of class indices ``0..num_classes-1``, with
 ``ignore_index`` marking pixels excluded from loss and metrics. Batches hold ``image`` (float32,
-N x C x H x W) and ``mask`` (int64, N x H x W).
+N x C x H x W) and ``mask`` (int64, N x H x W); samples of different sizes are padded to the
+largest in the batch (masks with ``ignore_index``: ``collate.PadCollate``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seglab.data.collate import PadCollate
 from seglab.data.transforms import build_pipeline
 from seglab.data.validation import Rules, problems, source_of
 
@@ -175,6 +177,7 @@ class SegmentationDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            collate_fn=PadCollate(self.ignore_index),
         )
 
     def train_dataloader(self) -> DataLoader:
