@@ -1,4 +1,5 @@
 import functools
+import types
 
 import albumentations as A
 import hydra
@@ -191,3 +192,30 @@ def test_split_options_may_not_set_what_the_datamodule_passes():
         SegmentationDataModule(factory, splits, names, 1)
     with pytest.raises(ValueError, match="not both"):
         SegmentationDataModule(factory, splits, names, 1, datasets={"train": None})
+
+
+@pytest.mark.parametrize("world_size, batches", [(1, 1), (2, 1), (3, 1)])
+def test_drop_last_is_decided_on_each_process_share(world_size, batches):
+    """12 samples, batch 8: one process drops the last 4 (one full batch); two processes get 6
+    each, fewer than a batch, so each keeps them (else DDP would train on nothing)."""
+    names = ["background", "disc", "square", "triangle"]
+    train = SyntheticShapes(num_samples=12, class_names=names, image_size=32)
+    dm = make_datamodule(train=train, batch_size=8)
+    dm.trainer = types.SimpleNamespace(world_size=world_size)
+    loader = dm.train_dataloader()
+    assert loader.drop_last is (world_size == 1)
+    # the share Lightning's DistributedSampler gives each process
+    share = -(-len(train) // world_size)
+    assert (share // 8 if loader.drop_last else -(-share // 8)) == batches
+
+
+@pytest.mark.slow
+def test_two_processes_train_on_a_dataset_smaller_than_two_batches(tmp_path):
+    from .conftest import TINY, run_train_script
+    from .helpers.runs import last_metrics
+
+    args = [*TINY, "data.splits.train.num_samples=12", "data.batch_size=8", "trainer.devices=2"]
+    result = run_train_script([*args, "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "No training batches" not in result.stdout + result.stderr
+    assert "val/dice_best" in last_metrics(tmp_path / "run")

@@ -173,12 +173,19 @@ class SegmentationDataModule(L.LightningDataModule):
             self.split(name),
             batch_size=self.batch_size,
             shuffle=shuffle,
-            drop_last=shuffle and len(self.datasets[name]) > self.batch_size,
+            drop_last=shuffle and self._share(name) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
             collate_fn=PadCollate(self.ignore_index),
         )
+
+    def _share(self, name: str) -> int:
+        """The samples of split ``name`` each process gets (under DDP each process reads
+        ``1 / world_size`` of the data): the last partial batch is dropped only when a process
+        has more than one batch, so small datasets still train under DDP."""
+        world_size = getattr(self.trainer, "world_size", 1) or 1
+        return len(self.datasets[name]) // world_size
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
