@@ -95,6 +95,24 @@ def test_16_bit_images_become_float_on_a_0_1_scale(tmp_path, extension):
     np.testing.assert_allclose(twelve_bit[..., 0], raw / 4095, rtol=1e-6)
 
 
+@pytest.mark.parametrize("extension", [".tif", ".png"])
+def test_12_bit_rgb_images_keep_their_16_bits(tmp_path, extension):
+    """Pillow reads 16-bit RGB as 8 bits (the high byte); seglab reads it with OpenCV."""
+    import cv2
+
+    rgb = np.random.default_rng(0).integers(0, 4096, (12, 14, 3)).astype(np.uint16)
+    (tmp_path / "images").mkdir()
+    assert cv2.imwrite(str(tmp_path / "images" / f"a{extension}"), rgb[..., ::-1])
+    save(tmp_path / "masks" / "a.png", np.zeros((12, 14), np.uint8))
+    image = FolderDataset(tmp_path, val_fraction=0, max_value_16bit=4095)[0]["image"]
+    assert image.dtype == np.float32 and image.shape == (12, 14, 3)
+    np.testing.assert_allclose(image, rgb / 4095, rtol=1e-6)
+    gray = FolderDataset(tmp_path, val_fraction=0, channels=1, max_value_16bit=4095)[0]["image"]
+    assert gray.shape == (12, 14, 1) and gray.dtype == np.float32
+    expected = (rgb.astype(np.float64) @ [0.299, 0.587, 0.114]) / 4095
+    np.testing.assert_allclose(gray[..., 0], expected, atol=2e-4)
+
+
 def test_8_and_16_bit_images_are_normalised_on_the_same_scale(tmp_path):
     """The pipeline divides uint8 by 255 and leaves 16-bit (float 0..1) as it is."""
     level = np.full((16, 16), 0.6)

@@ -3,7 +3,8 @@
 Images become H x W x C arrays: uint8 (0..255) for 8-bit files, float32 on a 0..1 scale for 16-bit
 files (divided by ``max_value_16bit``), the two types Albumentations augments natively. The
 DataModule's pipeline brings both to 0..1 before it normalises, so ``data.mean`` and ``data.std``
-are on the 0..1 scale whatever the bit depth. (Pillow reads 16-bit grayscale; it has no 16-bit RGB.)
+are on the 0..1 scale whatever the bit depth. Pillow reads 16-bit grayscale, but would cut 16-bit
+RGB TIFFs and PNGs to 8 bits: those are read with OpenCV (``IMREAD_UNCHANGED``), keeping 16 bits.
 
 Masks become (H, W) class-index maps from one of three encodings: class-index files as they are,
 a value -> class map (``mask_mapping``, e.g. ``{0: 1, 255: 0}``) or an RGB palette
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -48,10 +50,37 @@ def open_image(path: Path) -> Image.Image:
     return image
 
 
+def is_16_bit_colour(path: Path, image: Image.Image) -> bool:
+    """A 16-bit RGB(A) TIFF or PNG, which Pillow would cut to its high byte (mode ``RGB``)."""
+    if image.mode not in ("RGB", "RGBA"):
+        return False
+    if image.format == "TIFF":
+        bits = image.tag_v2.get(258, (8,))
+        return max(bits if isinstance(bits, tuple) else (bits,)) > 8
+    if image.format == "PNG":
+        with open(path, "rb") as file:
+            header = file.read(26)  # IHDR: bit depth at byte 24
+        return len(header) == 26 and header[24] == 16
+    return False
+
+
+def read_16_bit_colour(path: Path, channels: int | None) -> np.ndarray:
+    """A 16-bit colour file as uint16 RGB (or gray for ``channels=1``), read with OpenCV."""
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None or array.dtype != np.uint16 or array.ndim != 3:
+        raise FileError(path, f"image {path}: OpenCV cannot read it as 16-bit colour: re-export")
+    rgb = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB if array.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    if channels == 1:  # Pillow's luma weights, as for 8-bit images
+        return (rgb.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.float32)
+    return rgb
+
+
 def read_image(path: Path, channels: int | None = None, max_value_16bit: float = 65535.0):
     """H x W x C array; ``channels`` 1 or 3 converts gray <-> RGB, None keeps the file's."""
     image = open_image(path)
-    if image.mode in SIXTEEN_BIT_MODES:
+    if is_16_bit_colour(path, image):
+        array = read_16_bit_colour(path, channels).astype(np.float32) / max_value_16bit
+    elif image.mode in SIXTEEN_BIT_MODES:
         array = np.asarray(image).astype(np.float32) / max_value_16bit
     elif image.mode in EIGHT_BIT_MODES:
         gray = image.mode in ("1", "L", "LA") if channels is None else channels == 1
