@@ -18,7 +18,7 @@ from seglab.data import (
 from seglab.train import run_task
 
 from .conftest import ISBI_DIR, TINY_MODEL, TINY_TRAINER, compose_train
-from .helpers.folders import make_folder, save
+from .helpers.folders import folder_overrides, make_folder, save
 
 THREE_CLASSES = ["background", "a", "b"]
 
@@ -176,3 +176,19 @@ def test_isbi2012_passes(tmp_path):
     report = check_data(hydra.utils.instantiate(cfg.data), show=False)
     assert [(s.name, s.samples) for s in report.splits] == [("train", 25), ("val", 5), ("test", 5)]
     assert all(s.sizes == {(512, 512)} and s.classes == {0, 1} for s in report.splits)
+
+
+def test_pairing_problems_and_truncated_files_come_in_one_table(tmp_path):
+    """Not a constructor error wrapped by Hydra: one data-check error lists both."""
+    root = make_folder(tmp_path / "data", [f"{i:02d}" for i in range(12)])
+    truncate(root / "images" / "01.png")
+    save(root / "images" / "12.png", np.zeros((16, 20), np.uint8))  # no mask
+    cfg = compose_train(tmp_path / "run", folder_overrides(root))
+    with pytest.warns(UserWarning, match="1 image.* without a mask"):
+        datamodule = hydra.utils.instantiate(cfg.data)
+    with pytest.raises(DataCheckError) as caught:
+        check_data(datamodule, max_samples=None, show=False)
+    message = str(caught.value)
+    assert "2 data problem(s)" in message
+    assert re.search(r"1 image\(s\) without a mask: images/12\.png", message)
+    assert re.search(r"1 unreadable or truncated file\(s\): images/01\.png", message)

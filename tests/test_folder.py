@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seglab.data import FolderDataset, SegmentationDataModule
+from seglab.data import DataCheckError, FolderDataset, SegmentationDataModule, check_data
 from seglab.train import run_task
 
 from .conftest import ISBI_DIR, TINY_MODEL, TINY_TRAINER, compose_train
@@ -303,9 +303,31 @@ def test_images_without_masks_and_masks_without_images_are_listed(tmp_path):
     root = make_folder(tmp_path)
     (root / "masks" / "03.png").unlink()
     save(root / "masks" / "99.png", np.zeros((16, 20), np.uint8))
-    message = r"1 image\(s\) without a mask: 03\.png; 1 mask\(s\) without an image: 99\.png"
+    with pytest.warns(UserWarning, match="1 image.* without a mask and 1 mask.* are left out"):
+        ds = dataset(root, val_fraction=0)
+    assert "03" not in ds.stems and len(ds) == 9
+    datamodule = SegmentationDataModule(
+        datasets={"train": ds, "val": ds}, class_names=ds.class_names, in_channels=1
+    )
+    with pytest.raises(DataCheckError) as caught:
+        check_data(datamodule, show=False)
+    message = str(caught.value)
+    assert "2 data problem(s)" in message  # listed once, not once per split
+    assert re.search(r"1 image\(s\) without a mask: images/03\.png .*mask_suffix", message)
+    assert re.search(r"1 mask\(s\) without an image: masks/99\.png", message)
+
+
+def test_a_truncated_file_met_in_training_names_the_file_and_check_data_samples(tmp_path):
+    root = make_folder(tmp_path)
+    path = root / "images" / "03.png"
+    path.write_bytes(path.read_bytes()[:100])
+    ds = dataset(root, val_fraction=0)
+    datamodule = SegmentationDataModule(
+        datasets={"train": ds, "val": ds}, class_names=ds.class_names, in_channels=1
+    )
+    message = rf"train sample 3: cannot read {re.escape(str(path))}.*check_data_samples=null"
     with pytest.raises(ValueError, match=message):
-        dataset(root)
+        datamodule.split("train")[3]
 
 
 def test_two_files_with_one_stem_are_reported(tmp_path):

@@ -114,8 +114,9 @@ def check_data(
         visit: called as ``visit(split, image, mask)`` with every sample read.
         strict: raise on problems (False: only report them).
     """
+    reported: set = set()  # stray files of a pool that every split shares, listed once
     splits = [
-        check_split(name, datamodule.datasets[name], datamodule, max_samples, visit)
+        check_split(name, datamodule.datasets[name], datamodule, max_samples, visit, reported)
         for name in SPLITS
         if datamodule.datasets.get(name) is not None
     ]
@@ -135,16 +136,18 @@ def print_report(report: DataReport) -> None:
     rich.print(report.table())
 
 
-def check_split(name: str, dataset, datamodule, max_samples, visit=None) -> SplitReport:
+def check_split(
+    name: str, dataset, datamodule, max_samples, visit=None, reported: set | None = None
+) -> SplitReport:
     split = SplitReport(name, len(dataset))
+    found: dict[str, list[tuple[str, str]]] = defaultdict(list)  # kind -> [(file, detail)]
+    add_strays(dataset, found, set() if reported is None else reported)
     if split.samples == 0:
         split.problems.append(f"{name}: the split is empty. Give it samples or fix its config")
         return split
     indices = spaced_indices(split.samples, max_samples)
     split.checked = len(indices)
     rules = datamodule.rules(dataset)
-    # problem kind -> [(file or sample name, detail)]
-    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
     bad_values: set[int] = set()
     for index in indices:
         source = source_of(dataset, index)
@@ -165,6 +168,16 @@ def check_split(name: str, dataset, datamodule, max_samples, visit=None) -> Spli
     where = f"{name} ({dataset.root})" if getattr(dataset, "root", None) else name
     split.problems = problem_lines(where, found, bad_values, rules, datamodule.class_names)
     return split
+
+
+def add_strays(dataset, found: dict, reported: set) -> None:
+    """Files that pair with no other (``dataset.unpaired()``), each listed once over the splits."""
+    unpaired = getattr(dataset, "unpaired", None)
+    for kind, file, detail in unpaired() if callable(unpaired) else ():
+        key = (str(getattr(dataset, "root", "")), file)
+        if key not in reported:
+            reported.add(key)
+            found[kind].append((file, detail))
 
 
 def read_sample(dataset, index: int, source: Source, found: dict):

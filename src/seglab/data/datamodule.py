@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seglab.data.collate import PadCollate
+from seglab.data.io import FileError
 from seglab.data.transforms import build_pipeline
 from seglab.data.validation import Rules, problems, source_of
 
@@ -41,7 +42,14 @@ class TransformedDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        sample = self.dataset[index]
+        try:
+            sample = self.dataset[index]
+        except FileError as error:  # e.g. a truncated file the data check did not read
+            raise ValueError(
+                f"{self.split} sample {index}: {error}. The data check before training reads "
+                "at most check_data_samples samples per split: check_data_samples=null checks "
+                "every file"
+            ) from error
         self._check(sample["image"], sample["mask"], index)
         self._seed_transform()
         out = self.transform(image=sample["image"], mask=sample["mask"])

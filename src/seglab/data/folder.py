@@ -12,6 +12,7 @@ How files become arrays (16-bit scaling, mask encodings): see ``seglab.data.io``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -50,28 +51,34 @@ def list_images(folder: Path) -> dict[str, Path]:
     return by_stem
 
 
-def pair_files(root: Path, mask_suffix: str = "") -> list[tuple[str, Path, Path]]:
-    """``(stem, image, mask)`` for ``root/images/<stem>.*`` and ``root/masks/<stem><suffix>.*``."""
+def pair_files(root: Path, mask_suffix: str = "") -> tuple[list, list[Path], list[Path]]:
+    """``(stem, image, mask)`` for ``root/images/<stem>.*`` and ``root/masks/<stem><suffix>.*``,
+    plus the images without a mask and the masks without an image."""
     images, masks = list_images(root / "images"), list_images(root / "masks")
-    lonely_images = [images[s].name for s in images if s + mask_suffix not in masks]
+    lonely_images = [images[s] for s in images if s + mask_suffix not in masks]
     wanted = {stem + mask_suffix for stem in images}
-    lonely_masks = [path.name for stem, path in masks.items() if stem not in wanted]
-    if lonely_images or lonely_masks:
-        problems = []
-        if lonely_images:
-            problems.append(
-                f"{len(lonely_images)} image(s) without a mask: {shorten(lonely_images)}"
-            )
+    lonely_masks = [path for stem, path in masks.items() if stem not in wanted]
+    pairs = [
+        (stem, images[stem], masks[stem + mask_suffix])
+        for stem in sorted(images)
+        if stem + mask_suffix in masks
+    ]
+    if not pairs:  # nothing pairs: the strays are the whole story
+        problems = [f"{len(lonely_images)} image(s) without a mask: {shorten(lonely_images)}"]
         if lonely_masks:
             problems.append(
                 f"{len(lonely_masks)} mask(s) without an image: {shorten(lonely_masks)}"
             )
-        raise ValueError(
-            f"{root}: {'; '.join(problems)}. Masks pair with images by file stem plus mask_suffix="
-            f"{mask_suffix!r} (a.jpg <-> a{mask_suffix}.png): add the missing files, move the "
-            "strays away or fix mask_suffix"
-        )
-    return [(stem, images[stem], masks[stem + mask_suffix]) for stem in sorted(images)]
+        raise ValueError(f"{root}: {'; '.join(problems)}. {pairing_fix(mask_suffix)}")
+    return pairs, lonely_images, lonely_masks
+
+
+def pairing_fix(mask_suffix: str) -> str:
+    return (
+        f"Masks pair with images by file stem plus mask_suffix={mask_suffix!r} (a.jpg <-> "
+        f"a{mask_suffix}.png): add the missing files, move the strays away or fix "
+        "data.dataset.mask_suffix"
+    )
 
 
 def check_split_options(val_fraction, test_fraction, num_folds, fold, val_stems, **_) -> None:
@@ -127,13 +134,14 @@ def choose_stems(
     return sorted({"train": train, "val": val, "test": test}[split])
 
 
-def find_samples(root: Path, split: str, mask_suffix: str, options: dict) -> list:
-    """``(stem, image, mask)`` of ``split``, from its split folder or chosen from one pool."""
+def find_samples(root: Path, split: str, mask_suffix: str, options: dict) -> tuple:
+    """``(stem, image, mask)`` of ``split``, from its split folder or chosen from one pool, and
+    the images without a mask and masks without an image (of the pool, or of the folder)."""
     split_folders = [s for s in SPLITS if (root / s).is_dir()]
     if (root / "images").is_dir() or (root / "masks").is_dir():
-        samples = pair_files(root, mask_suffix)
+        samples, *strays = pair_files(root, mask_suffix)
         chosen = set(choose_stems([stem for stem, _, _ in samples], split, **options))
-        return [sample for sample in samples if sample[0] in chosen]
+        return [sample for sample in samples if sample[0] in chosen], *strays
     if not split_folders:
         entries = sorted(p.name for p in root.iterdir())
         raise FileNotFoundError(
@@ -221,7 +229,17 @@ class FolderDataset(Dataset):
             "test_stems": None if test_stems is None else [str(s) for s in test_stems],
         }
         check_split_options(**options)
-        self.samples = find_samples(self.root, split, mask_suffix, options)
+        self.mask_suffix = mask_suffix
+        self.samples, self.lonely_images, self.lonely_masks = find_samples(
+            self.root, split, mask_suffix, options
+        )
+        if self.lonely_images or self.lonely_masks:
+            warnings.warn(
+                f"{self.root}: {len(self.lonely_images)} image(s) without a mask and "
+                f"{len(self.lonely_masks)} mask(s) without an image are left out; the data "
+                "check (check_data) lists them",
+                stacklevel=2,
+            )
         if not self.samples:
             raise ValueError(f"the {split} split of {self.root} is empty: {EMPTY_FIXES[split]}")
 
@@ -243,6 +261,18 @@ class FolderDataset(Dataset):
         """The image and mask files of sample ``index`` (shown relative to ``root``)."""
         _, image, mask = self.samples[index]
         return Source(relative(image, self.root), relative(mask, self.root), (image, mask))
+
+    def unpaired(self) -> list[tuple[str, str, str]]:
+        """``(kind, file, detail)`` of every file that pairs with no other (``check_data``
+        lists them beside the other data problems)."""
+        suffix = self.mask_suffix
+        return [
+            *(
+                ("lonely_image", relative(p, self.root), f"no mask {p.stem}{suffix}.*")
+                for p in self.lonely_images
+            ),
+            *(("lonely_mask", relative(p, self.root), "no image") for p in self.lonely_masks),
+        ]
 
     def __len__(self) -> int:
         return len(self.samples)

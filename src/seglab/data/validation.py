@@ -139,10 +139,8 @@ def problems(
 FIXES = {
     "unreadable": ("unreadable or truncated file(s)", "re-export or remove them"),
     "rejected": ("file(s) the reader rejects", "see each file's message"),
-    "pairing": (
-        "file(s) that pair with no other file",
-        "add the missing files, move the strays away or fix data.dataset.mask_suffix",
-    ),
+    "lonely_image": ("image(s) without a mask", None),
+    "lonely_mask": ("mask(s) without an image", None),
     "size": ("image(s) whose mask has another size", "give each mask the size of its image"),
     "channels": (
         "image(s) whose channel count is not data.in_channels={in_channels}",
@@ -162,6 +160,11 @@ FIXES = {
 
 def fix(kind: str, rules: Rules, class_names=None) -> str:
     """How to fix problems of ``kind`` (texts that paste into a shell as they are)."""
+    if kind in ("lonely_image", "lonely_mask"):
+        return (
+            "masks pair with images by file stem plus data.dataset.mask_suffix (a.jpg <-> "
+            "a<suffix>.png): add the missing files, move the strays away or fix mask_suffix"
+        )
     if kind == "binary":
         text = "map them with 'data.dataset.mask_mapping={0:0,255:1}'"
         if rules.num_classes > 2:
