@@ -192,3 +192,46 @@ def test_pairing_problems_and_truncated_files_come_in_one_table(tmp_path):
     assert "2 data problem(s)" in message
     assert re.search(r"1 image\(s\) without a mask: images/12\.png", message)
     assert re.search(r"1 unreadable or truncated file\(s\): images/01\.png", message)
+
+
+def unquoted_overrides(message: str) -> list[str]:
+    """``key=value`` suggestions outside single quotes that bash would split or expand."""
+    outside = re.sub(r"'[^']*'", "", message)
+    return re.findall(r"[\w.+/-]+=\S*[\[\]{}*?()]\S*", outside)
+
+
+def test_every_suggested_override_pastes_into_a_shell(tmp_path):
+    """Fix texts quote overrides with {} or [] (``'data.dataset.mask_mapping={0:0,255:1}'``):
+    unquoted, bash expands ``{0:0,255:1}`` into two arguments."""
+    import shlex
+
+    from seglab.data import OxfordPet
+    from seglab.inspection import inspect_data
+
+    from .helpers.standard import make_oxford_pet
+
+    messages = []
+    with pytest.raises(DataCheckError) as caught:
+        check_data(folder_datamodule(make_bad_folder(tmp_path / "bad"), THREE_CLASSES), show=False)
+    messages.append(str(caught.value))
+    with pytest.raises(ValueError) as caught:
+        OxfordPet(make_oxford_pet(tmp_path / "pets", 2, 1), border="class", class_names=["a", "b"])
+    messages.append(str(caught.value))
+    root = make_folder(tmp_path / "colour", ["a"])
+    save(
+        root / "masks" / "a.png",
+        np.dstack([np.ones((16, 20), np.uint8)] + [np.zeros((16, 20), np.uint8)] * 2),
+    )
+    with pytest.raises(ValueError) as caught:
+        FolderDataset(root, val_fraction=0)[0]
+    messages.append(str(caught.value))
+    summary = inspect_data(
+        folder_datamodule(make_folder(tmp_path / "ok")), tmp_path / "out", 0, show=False
+    )
+    messages.append(" ".join(summary["overrides"]))
+    for message in messages:
+        assert not unquoted_overrides(message), message
+    quoted = re.findall(r"'([\w.]+=[^']*)'", "\n".join(messages))
+    assert "data.dataset.mask_mapping={0:0,255:1}" in quoted
+    assert "data.dataset.mask_mapping={value: class}" in quoted
+    assert all(shlex.split(f"'{text}'") == [text] for text in quoted)

@@ -203,7 +203,8 @@ def test_class_index_masks_are_checked_against_the_classes(tmp_path):
     with pytest.raises(ValueError, match=r"masks/a\.png: mask values \[3\] .*data\.class_names"):
         read_checked(dataset(tmp_path, val_fraction=0))
     write_one(tmp_path, np.dstack([np.ones((8, 8), np.uint8), np.zeros((8, 8, 2), np.uint8)]))
-    with pytest.raises(ValueError, match=r"masks/a\.png is a colour image: set palette"):
+    colour = r"masks/a\.png is a colour image: set 'data\.dataset\.palette="
+    with pytest.raises(ValueError, match=colour):
         dataset(tmp_path, val_fraction=0)[0]
 
 

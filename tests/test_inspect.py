@@ -62,7 +62,7 @@ def test_mean_std_match_numpy_on_raw_train_images(synthetic, tmp_path):
     pixels = np.stack([train[i]["image"] for i in range(len(train))]).astype(np.float64) / 255
     np.testing.assert_allclose(summary["mean"], [pixels.mean()], rtol=1e-9)
     np.testing.assert_allclose(summary["std"], [pixels.std()], rtol=1e-6)
-    assert f"data.mean=[{round(pixels.mean(), 4):g}]" in summary["overrides"]
+    assert f"'data.mean=[{round(pixels.mean(), 4):g}]'" in summary["overrides"]
 
 
 def test_rgb_mean_std_per_channel(tmp_path):

@@ -68,7 +68,7 @@ def test_pet_val_split_is_seeded_disjoint_and_covers_trainval(pets):
 def test_pet_rejects_a_subset_of_test_and_a_class_count_mismatch(pets):
     with pytest.raises(ValueError, match="subset='val' splits trainval"):
         OxfordPet(pets, split="test", subset="val")
-    with pytest.raises(ValueError, match=r"border=class needs data.class_names=\[background,pet"):
+    with pytest.raises(ValueError, match=r"border=class needs 'data.class_names=\[background,pet"):
         OxfordPet(pets, border="class", class_names=["background", "pet"])
 
 

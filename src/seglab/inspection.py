@@ -128,8 +128,8 @@ def format_list(values: list[float], digits: int = 4) -> str:
 def suggested_overrides(mean, std, weights) -> list[str]:
     """The overrides to paste (quoted where bash would split them)."""
     return [
-        f"data.mean={format_list(mean)}",
-        f"data.std={format_list(std)}",
+        f"'data.mean={format_list(mean)}'",
+        f"'data.std={format_list(std)}'",
         f"'loss.class_weights={format_list(weights)}'",
     ]
 

@@ -162,8 +162,9 @@ def read_mask(path: Path, mapping: Mapping[int, int] | None = None, palette=None
             if not (mask[..., :3] == mask[..., :1]).all():
                 raise FileError(
                     path,
-                    f"mask {path} is a colour image: set palette {{class: [r, g, b]}} or save "
-                    "single-channel class-index masks",
+                    f"mask {path} is a colour image: set "
+                    "'data.dataset.palette={class: [r, g, b]}' or save single-channel "
+                    "class-index masks",
                 )
             mask = mask[..., 0]
         if mapping is not None:

@@ -142,7 +142,8 @@ class OxfordPet(Dataset):
         _check_class_names(
             class_names,
             names,
-            "border=class needs data.class_names=[background,pet,border], border=ignore two names",
+            "border=class needs 'data.class_names=[background,pet,border]', border=ignore two "
+            "names",
         )
         self.root = Path(root).expanduser()
         base = self.root / "oxford-iiit-pet"

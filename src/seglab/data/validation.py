@@ -144,15 +144,15 @@ FIXES = {
     "size": ("image(s) whose mask has another size", "give each mask the size of its image"),
     "channels": (
         "image(s) whose channel count is not data.in_channels={in_channels}",
-        "set data.in_channels (and data.mean / data.std) to the images' channels, or convert the "
-        "images to that many channels",
+        "set data.in_channels (and data.mean / data.std) to the channel count of the images, or "
+        "convert the images to that many channels",
     ),
     "nonfinite": ("image(s) with NaN or inf pixels", "re-export the images with finite values"),
     "values": (
         "mask(s) with values {values} that are neither class indices {classes} {class_names} nor "
         "ignore_index {ignore_index}",
         "set data.class_names (or data.ignore_index) to cover them, or map the values with "
-        "'data.dataset.mask_mapping={{value: class}}' (or palette)",
+        "'data.dataset.mask_mapping={value: class}' (or palette)",
     ),
     "binary": ("mask(s) holding only 0 and 255 (0/255 binary masks)", None),
 }
