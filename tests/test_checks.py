@@ -235,3 +235,25 @@ def test_every_suggested_override_pastes_into_a_shell(tmp_path):
     assert "data.dataset.mask_mapping={0:0,255:1}" in quoted
     assert "data.dataset.mask_mapping={value: class}" in quoted
     assert all(shlex.split(f"'{text}'") == [text] for text in quoted)
+
+
+def test_the_size_range_shows_sizes_that_images_have(tmp_path):
+    """48x64, 64x48 and 70x60 images: "48x64 .. 70x60", not "48x48 .. 70x64" (no image's)."""
+    from seglab.inspection import inspect_data
+
+    root = tmp_path / "data"
+    for stem, size in {"a": (48, 64), "b": (64, 48), "c": (70, 60)}.items():
+        save(root / "images" / f"{stem}.png", np.zeros(size, np.uint8))
+        save(root / "masks" / f"{stem}.png", np.zeros(size, np.uint8))
+    datamodule = folder_datamodule(root, val_fraction=0.4)
+    train = check_data(datamodule, show=False).splits[0]
+    assert train.sizes == {(48, 64), (64, 48)} and train.size_text() == "48x64 .. 64x48"
+    summary = inspect_data(datamodule, tmp_path / "out", 0, show=False)
+    assert (summary["splits"]["train"]["size_min"], summary["splits"]["train"]["size_max"]) == (
+        [48, 64],
+        [64, 48],
+    )
+    pool = FolderDataset(root, "train", class_names=["background", "foreground"], val_fraction=0)
+    everything = folder_datamodule(root, val_fraction=0.4)
+    everything.datasets["train"] = pool
+    assert check_data(everything, show=False).splits[0].size_text() == "48x64 .. 70x60"

@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 
 from seglab.config import CONFIG_DIR
 from seglab.data.checks import check_data
-from seglab.data.validation import shorten
+from seglab.data.validation import shorten, size_range
 from seglab.utils.overlay import (
     class_colours,
     display_image,
@@ -89,12 +89,12 @@ class SplitStats:
     def summary(self) -> dict:
         total = int(self.class_pixels.sum())
         frequency = (self.class_pixels / total).tolist() if total else [0.0] * self.num_classes
-        heights, widths = [h for h, _ in self.sizes], [w for _, w in self.sizes]
+        low, high = size_range(self.sizes) if self.sizes else (None, None)
         return {
             "samples": self.samples,
             "inspected": len(self.sizes),
-            "size_min": [min(heights), min(widths)] if heights else None,
-            "size_max": [max(heights), max(widths)] if heights else None,
+            "size_min": list(low) if low else None,  # the smallest and largest image sizes
+            "size_max": list(high) if high else None,
             "class_pixels": self.class_pixels.tolist(),
             "class_frequency": frequency,
             "ignored_pixels": self.ignored,
@@ -236,11 +236,11 @@ def inspect_data(
             samples are checked and counted in one pass (``check_data`` with a ``visit``).
 
     Returns the content of ``summary.json``: per split ``samples``, ``inspected``,
-    ``size_min`` / ``size_max`` ([H, W]), ``class_pixels``, ``class_frequency`` (over the class
-    pixels: ``ignore_index`` excluded; sums to 1), ``ignored_pixels``; ``class_weights`` (median
-    frequency balancing on train: ``median(freq) / freq_c``), ``mean`` / ``std`` (per channel of
-    the raw train images on the 0..1 scale) and ``overrides`` (the matching command-line
-    overrides).
+    ``size_min`` / ``size_max`` (smallest / largest image, [H, W]), ``class_pixels``,
+    ``class_frequency`` (over the class pixels: ``ignore_index`` excluded; sums to 1),
+    ``ignored_pixels``; ``class_weights`` (median frequency balancing on train:
+    ``median(freq) / freq_c``), ``mean`` / ``std`` (per channel of the raw train images on the
+    0..1 scale) and ``overrides`` (the matching command-line overrides, quoted for a shell).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

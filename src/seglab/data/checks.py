@@ -22,7 +22,18 @@ import rich.table
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.data.io import FileError, UnreadableFile
-from seglab.data.validation import FIXES, Rules, Source, fix, problems, shorten, source_of, what
+from seglab.data.validation import (
+    FIXES,
+    Rules,
+    Source,
+    fix,
+    problems,
+    shorten,
+    size_range,
+    size_text,
+    source_of,
+    what,
+)
 from seglab.utils.sampling import spaced_indices
 
 SPLITS = ("train", "val", "test")
@@ -55,9 +66,8 @@ class SplitReport:
     def size_text(self) -> str:
         if not self.sizes:
             return "-"
-        heights, widths = [h for h, _ in self.sizes], [w for _, w in self.sizes]
-        low, high = f"{min(heights)}x{min(widths)}", f"{max(heights)}x{max(widths)}"
-        return low if low == high and len(self.sizes) == 1 else f"{low} .. {high}"
+        low, high = (size_text(size) for size in size_range(self.sizes))
+        return low if len(self.sizes) == 1 else f"{low} .. {high}"
 
 
 @dataclass

@@ -112,6 +112,13 @@ def size_text(shape) -> str:
     return f"{shape[0]}x{shape[1]}"
 
 
+def size_range(sizes) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The smallest and the largest of the (height, width) ``sizes`` (by pixels, then height):
+    whole sizes that images have, not a minimum height beside another image's minimum width."""
+    ordered = sorted(sizes, key=lambda size: (size[0] * size[1], size[0], size[1]))
+    return tuple(ordered[0]), tuple(ordered[-1])
+
+
 def problems(
     image: np.ndarray, mask: np.ndarray, source: Source, rules: Rules, unique=None
 ) -> list[Problem]:
