@@ -26,6 +26,7 @@ from seglab.data.validation import (
     FIXES,
     Rules,
     Source,
+    channel_count,
     fix,
     problems,
     shorten,
@@ -167,7 +168,7 @@ def check_split(
         image, mask = sample
         unique = np.unique(mask)
         split.sizes.add(tuple(image.shape[:2]))
-        split.channels.add(1 if image.ndim == 2 else image.shape[-1])
+        split.channels.add(channel_count(image))
         split.classes.update(v for v in unique.tolist() if 0 <= v < rules.num_classes)
         for problem in problems(image, mask, source, rules, unique):
             found[problem.kind].append((problem.file, problem.detail))

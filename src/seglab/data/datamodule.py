@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from seglab.data.collate import PadCollate
 from seglab.data.io import FileError
 from seglab.data.transforms import build_pipeline
-from seglab.data.validation import Rules, problems, source_of
+from seglab.data.validation import Rules, channel_count, problems, source_of
 
 SPLITS = ("train", "val", "test")
 
@@ -163,7 +163,7 @@ class SegmentationDataModule(L.LightningDataModule):
             image = np.asarray(train[0]["image"])
         except (OSError, ValueError, IndexError):
             return  # a bad or missing first sample: check_data (or the loader) reports it
-        channels = 1 if image.ndim == 2 else image.shape[-1]
+        channels = channel_count(image)
         if channels != self.in_channels:
             raise ValueError(
                 f"the train image {source_of(train, 0).image} has {channels} channel(s) but "

@@ -234,12 +234,7 @@ class FolderDataset(Dataset):
             self.root, split, mask_suffix, options
         )
         if self.lonely_images or self.lonely_masks:
-            warnings.warn(
-                f"{self.root}: {len(self.lonely_images)} image(s) without a mask and "
-                f"{len(self.lonely_masks)} mask(s) without an image are left out; the data "
-                "check (check_data) lists them",
-                stacklevel=2,
-            )
+            self._warn_unpaired()
         if not self.samples:
             raise ValueError(f"the {split} split of {self.root} is empty: {EMPTY_FIXES[split]}")
 
@@ -261,6 +256,14 @@ class FolderDataset(Dataset):
         """The image and mask files of sample ``index`` (shown relative to ``root``)."""
         _, image, mask = self.samples[index]
         return Source(relative(image, self.root), relative(mask, self.root), (image, mask))
+
+    def _warn_unpaired(self) -> None:
+        warnings.warn(
+            f"{self.root}: {len(self.lonely_images)} image(s) without a mask and "
+            f"{len(self.lonely_masks)} mask(s) without an image are left out; the data check "
+            "(check_data) lists them",
+            stacklevel=3,
+        )
 
     def unpaired(self) -> list[tuple[str, str, str]]:
         """``(kind, file, detail)`` of every file that pairs with no other (``check_data``

@@ -85,6 +85,20 @@ def _source(image, mask, root: Path) -> Source:
     return Source(*shown, (image, mask))
 
 
+def _check_pet_options(split, subset, val_fraction, border, channels) -> None:
+    if split not in ("trainval", "test"):
+        raise ValueError(f"split={split!r} must be 'trainval' or 'test'")
+    if subset not in (None, "train", "val"):
+        raise ValueError(f"subset={subset!r} must be null, 'train' or 'val'")
+    if subset is not None and split != "trainval":
+        raise ValueError(f"subset={subset!r} splits trainval: use split='trainval' or subset=null")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
+    if border not in PET_BORDERS:
+        raise ValueError(f"border={border!r} must be one of {PET_BORDERS}")
+    _check_channels(channels)
+
+
 class OxfordPet(Dataset):
     """Oxford-IIIT Pet segmentation (`torchvision.datasets.OxfordIIITPet`): pet vs background.
 
@@ -125,19 +139,7 @@ class OxfordPet(Dataset):
     ):
         from torchvision.datasets import OxfordIIITPet
 
-        if split not in ("trainval", "test"):
-            raise ValueError(f"split={split!r} must be 'trainval' or 'test'")
-        if subset not in (None, "train", "val"):
-            raise ValueError(f"subset={subset!r} must be null, 'train' or 'val'")
-        if subset is not None and split != "trainval":
-            raise ValueError(
-                f"subset={subset!r} splits trainval: use split='trainval' or subset=null"
-            )
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
-        if border not in PET_BORDERS:
-            raise ValueError(f"border={border!r} must be one of {PET_BORDERS}")
-        _check_channels(channels)
+        _check_pet_options(split, subset, val_fraction, border, channels)
         names = ["background", "pet"] + (["border"] if border == "class" else [])
         _check_class_names(
             class_names,
