@@ -52,10 +52,10 @@ def compose_config(overrides: list[str]) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*DEFAULTS, *overrides])
-    root = cfg.data.get("root")
+    root = cfg.data.dataset.get("root")
     if root is not None and not Path(root).is_absolute():
         with open_dict(cfg):  # relative to the repository root, wherever this runs from
-            cfg.data.root = str((REPO_ROOT / root).resolve())
+            cfg.data.dataset.root = str((REPO_ROOT / root).resolve())
     return cfg
 
 
@@ -113,7 +113,7 @@ def main() -> None:
     cfg = compose_config(args.overrides)
     augmentation = [t._target_.rsplit(".", 1)[-1] for t in cfg.data.augmentation.train]
     print(
-        f"data {cfg.data.datasets.train._target_} at {cfg.data.get('root')}, batch "
+        f"data {cfg.data.dataset._target_} at {cfg.data.dataset.get('root')}, batch "
         f"{cfg.data.batch_size}, augmentation {augmentation}\nmodel {cfg.model._target_} "
         f"({cfg.model.get('base_width')} wide, depth {cfg.model.get('depth')}), "
         f"{len(cfg.data.class_names)} classes, {torch.get_num_threads()} torch thread(s); "

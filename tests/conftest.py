@@ -25,12 +25,10 @@ ISBI_DIR = REPO_ROOT.parent / "shared" / "data" / "isbi2012_membrane"
 
 # A run small enough for a test: 32x32 images, a 2-level U-Net of width 4, 2 short epochs.
 TINY_DATA = [
-    "data.datasets.train.num_samples=16",
-    "data.datasets.val.num_samples=8",
-    "data.datasets.test.num_samples=8",
-    "data.datasets.train.image_size=32",
-    "data.datasets.val.image_size=32",
-    "data.datasets.test.image_size=32",
+    "data.splits.train.num_samples=16",
+    "data.splits.val.num_samples=8",
+    "data.splits.test.num_samples=8",
+    "data.dataset.image_size=32",
     "data.batch_size=4",
     "data.num_workers=0",
 ]

@@ -11,12 +11,17 @@ import cv2
 import hydra
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
+from torch.utils.data import Dataset
 
 from seglab.config import CONFIG_DIR
-from seglab.data import SyntheticShapes
+from seglab.data import SegmentationDataModule, SyntheticShapes
+from seglab.data.transforms import Rotate90KeepShape
+from seglab.train import run_task
 
-from .conftest import compose_train
+from .conftest import TINY_MODEL, TINY_TRAINER, compose_train
+from .helpers.folders import save
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "data" / "augmentation").glob("*.yaml"))
 IGNORE = 255
@@ -140,3 +145,98 @@ def test_a_seed_gives_the_same_augmentation(name, tmp_path):
         assert any(
             not np.array_equal(a["image"], b["image"]) for a, b in zip(first, other, strict=True)
         )
+
+
+# --- sizes: square, non-square and mixed-size images through the loaders ----------------------
+
+
+class RGBArrays(Dataset):
+    """RGB images of the given sizes (H, W) with 2-class masks."""
+
+    def __init__(self, sizes):
+        self.sizes = list(sizes)
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def __getitem__(self, index):
+        rng = np.random.default_rng(index)
+        image = rng.integers(0, 256, (*self.sizes[index], 3), dtype=np.uint8)
+        return {"image": image, "mask": (image[..., 0] > 127).astype(np.uint8)}
+
+
+SIZES = {
+    "square": [(40, 40)] * 8,
+    "non-square": [(36, 48)] * 8,
+    "mixed": [(48, 64), (64, 48), (70, 60), (36, 48)] * 2,
+}
+
+
+@pytest.mark.parametrize("sizes", sorted(SIZES))
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_batches_square_non_square_and_mixed_sizes(name, sizes, tmp_path):
+    dataset = RGBArrays(SIZES[sizes])
+    datamodule = SegmentationDataModule(
+        datasets={"train": dataset, "val": dataset},
+        class_names=["background", "foreground"],
+        in_channels=3,
+        augmentation=instantiate_preset(tmp_path, name),
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+        batch_size=4,
+    )
+    for loader in (datamodule.train_dataloader(), datamodule.val_dataloader()):
+        for seed in range(3):  # rotations are random: draw a few epochs
+            torch.manual_seed(seed)
+            for batch in loader:
+                image, mask = batch["image"], batch["mask"]
+                assert image.shape[0] == mask.shape[0] and image.shape[1] == 3
+                assert image.shape[2:] == mask.shape[1:]
+                assert set(mask.unique().tolist()) <= {0, 1, IGNORE}
+
+
+def test_mixed_sizes_are_padded_with_ignore_index_to_the_largest_in_the_batch():
+    dataset = RGBArrays([(48, 64), (70, 60)])
+    datamodule = SegmentationDataModule(
+        datasets={"train": dataset, "val": dataset},
+        class_names=["background", "foreground"],
+        in_channels=3,
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+        ignore_index=200,
+        batch_size=2,
+    )
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch["image"].shape == (2, 3, 70, 64) and batch["mask"].shape == (2, 70, 64)
+    first = datamodule.split("val")[0]
+    assert torch.equal(batch["image"][0, :, :48, :60], first["image"][:, :48, :60])
+    assert torch.equal(batch["mask"][0, :48, :64], first["mask"])
+    assert (batch["mask"][0, 48:] == 200).all() and (batch["mask"][1, :, 60:] == 200).all()
+
+
+@pytest.mark.parametrize("square", [True, False])
+def test_rotate90_keeps_the_shape_of_non_square_images(square):
+    transform = A.Compose([Rotate90KeepShape(p=1.0)])
+    image = np.arange(36 * (36 if square else 48), dtype=np.uint8).reshape(36, -1)
+    shapes, outputs = set(), set()
+    for seed in range(20):
+        transform.set_random_seed(seed)
+        out = transform(image=image, mask=image)["image"]
+        shapes.add(out.shape)
+        outputs.add(out.tobytes())
+    assert shapes == ({(36, 36)} if square else {(36, 48)})
+    assert len(outputs) == (4 if square else 2)  # 0/90/180/270, or 0/180 degrees
+
+
+def test_a_short_training_on_mixed_size_rgb_photos(tmp_path):
+    root = tmp_path / "data"
+    for index, size in enumerate([(36, 48), (48, 36), (40, 44), (36, 48)] * 3):
+        image = np.random.default_rng(index).integers(0, 256, (*size, 3), dtype=np.uint8)
+        save(root / "images" / f"{index:02d}.png", image)
+        save(root / "masks" / f"{index:02d}.png", (image[..., 0] > 127).astype(np.uint8))
+    overrides = [f"data.dataset.root='{root}'", "data.batch_size=4", "data.num_workers=0"]
+    cfg = compose_train(
+        tmp_path / "run", ["data=folder", *overrides, *TINY_MODEL, *TINY_TRAINER, "logger=csv"]
+    )
+    metrics = run_task(cfg)
+    assert 0 <= metrics["test/dice"] <= 1

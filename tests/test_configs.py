@@ -35,17 +35,17 @@ def options(group: str) -> list[str]:
 
 
 def data_root(option: str, tmp_path: Path) -> list[str]:
-    """Data options that read files need data.root: a tiny folder, or the ISBI data if present."""
+    """Data options that read files need data.dataset.root: a tiny folder, or the ISBI data."""
     if option == "isbi2012":
         if not ISBI_DIR.is_dir():
             pytest.skip(f"ISBI 2012 data not found at {ISBI_DIR}")
-        return [f"data.root='{ISBI_DIR}'"]
+        return [f"data.dataset.root='{ISBI_DIR}'"]
     if option == "folder":
-        return [f"data.root='{make_folder(tmp_path / 'data')}'"]
+        return [f"data.dataset.root='{make_folder(tmp_path / 'data')}'"]
     if option == "oxford_pet":
-        return [f"data.root='{make_oxford_pet(tmp_path / 'pets')}'"]
+        return [f"data.dataset.root='{make_oxford_pet(tmp_path / 'pets')}'"]
     if option == "voc":
-        return [f"data.root='{make_voc(tmp_path / 'voc')}'"]
+        return [f"data.dataset.root='{make_voc(tmp_path / 'voc')}'"]
     return []
 
 

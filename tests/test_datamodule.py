@@ -1,4 +1,8 @@
+import functools
+import types
+
 import albumentations as A
+import hydra
 import numpy as np
 import pytest
 import torch
@@ -150,7 +154,7 @@ def test_workers_do_not_repeat_each_others_augmentations():
 
 
 def test_a_split_set_to_null_is_no_split():
-    """README: data.datasets.test=null with test=false; test=true then says what to do."""
+    """README: data.splits.test=null with test=false; test=true then says what to do."""
     dm = make_datamodule()
     dm = make_datamodule(datasets={**dm.datasets, "test": None})
     assert "test" not in dm.datasets
@@ -163,3 +167,55 @@ def test_a_split_set_to_null_is_no_split():
 def test_negative_ignore_index_is_reported_as_such():
     with pytest.raises(ValueError, match="must be >= 0"):
         make_datamodule(ignore_index=-1)
+
+
+def test_a_config_gives_dataset_options_once_and_splits_their_differences(tmp_path):
+    from .conftest import TINY_DATA, compose_train
+
+    cfg = compose_train(tmp_path, [*TINY_DATA, "data.dataset.image_size=40"])
+    assert "datasets" not in cfg.data and "root" not in cfg.data
+    dm = hydra.utils.instantiate(cfg.data)
+    assert {name: len(ds) for name, ds in dm.datasets.items()} == {"train": 16, "val": 8, "test": 8}
+    assert {ds.image_size for ds in dm.datasets.values()} == {(40, 40)}
+    assert [ds.seed for ds in dm.datasets.values()] == [0, 1, 2]
+    # the DataModule passes class names and channels to the factory
+    assert all(ds.shapes == dm.class_names[1:] for ds in dm.datasets.values())
+    cfg = compose_train(tmp_path, [*TINY_DATA, "data.splits.test=null"])
+    assert "test" not in hydra.utils.instantiate(cfg.data).datasets
+
+
+def test_split_options_may_not_set_what_the_datamodule_passes():
+    names = ["background", "disc"]
+    factory = functools.partial(SyntheticShapes, image_size=32)
+    splits = {"train": {"num_samples": 2, "channels": 3}, "val": {"num_samples": 2}}
+    with pytest.raises(ValueError, match=r"data\.splits\.train sets \['channels'\]"):
+        SegmentationDataModule(factory, splits, names, 1)
+    with pytest.raises(ValueError, match="not both"):
+        SegmentationDataModule(factory, splits, names, 1, datasets={"train": None})
+
+
+@pytest.mark.parametrize("world_size, batches", [(1, 1), (2, 1), (3, 1)])
+def test_drop_last_is_decided_on_each_process_share(world_size, batches):
+    """12 samples, batch 8: one process drops the last 4 (one full batch); two processes get 6
+    each, fewer than a batch, so each keeps them (else DDP would train on nothing)."""
+    names = ["background", "disc", "square", "triangle"]
+    train = SyntheticShapes(num_samples=12, class_names=names, image_size=32)
+    dm = make_datamodule(train=train, batch_size=8)
+    dm.trainer = types.SimpleNamespace(world_size=world_size)
+    loader = dm.train_dataloader()
+    assert loader.drop_last is (world_size == 1)
+    # the share Lightning's DistributedSampler gives each process
+    share = -(-len(train) // world_size)
+    assert (share // 8 if loader.drop_last else -(-share // 8)) == batches
+
+
+@pytest.mark.slow
+def test_two_processes_train_on_a_dataset_smaller_than_two_batches(tmp_path):
+    from .conftest import TINY, run_train_script
+    from .helpers.runs import last_metrics
+
+    args = [*TINY, "data.splits.train.num_samples=12", "data.batch_size=8", "trainer.devices=2"]
+    result = run_train_script([*args, "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "No training batches" not in result.stdout + result.stderr
+    assert "val/dice_best" in last_metrics(tmp_path / "run")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seglab.data import FolderDataset, SegmentationDataModule
+from seglab.data import DataCheckError, FolderDataset, SegmentationDataModule, check_data
 from seglab.train import run_task
 
 from .conftest import ISBI_DIR, TINY_MODEL, TINY_TRAINER, compose_train
@@ -95,6 +95,24 @@ def test_16_bit_images_become_float_on_a_0_1_scale(tmp_path, extension):
     np.testing.assert_allclose(twelve_bit[..., 0], raw / 4095, rtol=1e-6)
 
 
+@pytest.mark.parametrize("extension", [".tif", ".png"])
+def test_12_bit_rgb_images_keep_their_16_bits(tmp_path, extension):
+    """Pillow reads 16-bit RGB as 8 bits (the high byte); seglab reads it with OpenCV."""
+    import cv2
+
+    rgb = np.random.default_rng(0).integers(0, 4096, (12, 14, 3)).astype(np.uint16)
+    (tmp_path / "images").mkdir()
+    assert cv2.imwrite(str(tmp_path / "images" / f"a{extension}"), rgb[..., ::-1])
+    save(tmp_path / "masks" / "a.png", np.zeros((12, 14), np.uint8))
+    image = FolderDataset(tmp_path, val_fraction=0, max_value_16bit=4095)[0]["image"]
+    assert image.dtype == np.float32 and image.shape == (12, 14, 3)
+    np.testing.assert_allclose(image, rgb / 4095, rtol=1e-6)
+    gray = FolderDataset(tmp_path, val_fraction=0, channels=1, max_value_16bit=4095)[0]["image"]
+    assert gray.shape == (12, 14, 1) and gray.dtype == np.float32
+    expected = (rgb.astype(np.float64) @ [0.299, 0.587, 0.114]) / 4095
+    np.testing.assert_allclose(gray[..., 0], expected, atol=2e-4)
+
+
 def test_8_and_16_bit_images_are_normalised_on_the_same_scale(tmp_path):
     """The pipeline divides uint8 by 255 and leaves 16-bit (float 0..1) as it is."""
     level = np.full((16, 16), 0.6)
@@ -104,7 +122,11 @@ def test_8_and_16_bit_images_are_normalised_on_the_same_scale(tmp_path):
         save(tmp_path / "masks" / f"{stem}.png", np.zeros((16, 16), np.uint8))
     train = FolderDataset(tmp_path, val_fraction=0)
     dm = SegmentationDataModule(
-        {"train": train, "val": train}, ["a", "b"], 1, mean=[0.5], std=[0.25]
+        datasets={"train": train, "val": train},
+        class_names=["a", "b"],
+        in_channels=1,
+        mean=[0.5],
+        std=[0.25],
     )
     images = [dm.split("val")[i]["image"] for i in range(2)]
     for image in images:
@@ -131,6 +153,14 @@ def test_gray_and_rgb_images_convert_to_the_requested_channels(tmp_path):
 
 
 # --- mask encodings ---------------------------------------------------------------------------
+
+
+def read_checked(ds, index=0):
+    """Sample ``index`` through the loader path, which checks it against the data rules."""
+    datamodule = SegmentationDataModule(
+        datasets={"train": ds, "val": ds}, class_names=ds.class_names, in_channels=1
+    )
+    return datamodule.split("train")[index]
 
 
 def write_one(root, mask, image=None):
@@ -170,10 +200,11 @@ def test_palette_masks_map_colours_to_classes(tmp_path):
 
 def test_class_index_masks_are_checked_against_the_classes(tmp_path):
     write_one(tmp_path, np.full((8, 8), 3, np.uint8))
-    with pytest.raises(ValueError, match=r"masks/a\.png has values 3 .*data\.class_names"):
-        dataset(tmp_path, val_fraction=0)[0]
+    with pytest.raises(ValueError, match=r"masks/a\.png: mask values \[3\] .*data\.class_names"):
+        read_checked(dataset(tmp_path, val_fraction=0))
     write_one(tmp_path, np.dstack([np.ones((8, 8), np.uint8), np.zeros((8, 8, 2), np.uint8)]))
-    with pytest.raises(ValueError, match=r"masks/a\.png is a colour image: set palette"):
+    colour = r"masks/a\.png is a colour image: set 'data\.dataset\.palette="
+    with pytest.raises(ValueError, match=colour):
         dataset(tmp_path, val_fraction=0)[0]
 
 
@@ -181,8 +212,8 @@ def test_0_255_masks_without_a_mapping_warn_about_ignore_index(tmp_path):
     mask = np.zeros((8, 8), np.uint8)
     mask[0] = 255
     write_one(tmp_path, mask)
-    with pytest.warns(UserWarning, match=r"mask_mapping \{0: 0, 255: 1\}"):
-        dataset(tmp_path, val_fraction=0)[0]
+    with pytest.warns(UserWarning, match=r"mask_mapping=\{0:0,255:1\}"):
+        read_checked(dataset(tmp_path, val_fraction=0))
 
 
 # --- splits -----------------------------------------------------------------------------------
@@ -251,7 +282,7 @@ def test_bad_settings_name_the_value_and_the_fix(tmp_path, kwargs, message):
 
 def test_missing_root_and_folders_name_the_path(tmp_path):
     with pytest.raises(
-        FileNotFoundError, match=r"data root .*nowhere .*does not exist: set data\.root"
+        FileNotFoundError, match=r"data root .*nowhere .*does not exist: set data\.dataset\.root"
     ):
         dataset(tmp_path / "nowhere")
     (tmp_path / "stuff").mkdir()
@@ -273,9 +304,31 @@ def test_images_without_masks_and_masks_without_images_are_listed(tmp_path):
     root = make_folder(tmp_path)
     (root / "masks" / "03.png").unlink()
     save(root / "masks" / "99.png", np.zeros((16, 20), np.uint8))
-    message = r"1 image\(s\) without a mask: 03\.png; 1 mask\(s\) without an image: 99\.png"
+    with pytest.warns(UserWarning, match="1 image.* without a mask and 1 mask.* are left out"):
+        ds = dataset(root, val_fraction=0)
+    assert "03" not in ds.stems and len(ds) == 9
+    datamodule = SegmentationDataModule(
+        datasets={"train": ds, "val": ds}, class_names=ds.class_names, in_channels=1
+    )
+    with pytest.raises(DataCheckError) as caught:
+        check_data(datamodule, show=False)
+    message = str(caught.value)
+    assert "2 data problem(s)" in message  # listed once, not once per split
+    assert re.search(r"1 image\(s\) without a mask: images/03\.png .*mask_suffix", message)
+    assert re.search(r"1 mask\(s\) without an image: masks/99\.png", message)
+
+
+def test_a_truncated_file_met_in_training_names_the_file_and_check_data_samples(tmp_path):
+    root = make_folder(tmp_path)
+    path = root / "images" / "03.png"
+    path.write_bytes(path.read_bytes()[:100])
+    ds = dataset(root, val_fraction=0)
+    datamodule = SegmentationDataModule(
+        datasets={"train": ds, "val": ds}, class_names=ds.class_names, in_channels=1
+    )
+    message = rf"train sample 3: cannot read {re.escape(str(path))}.*check_data_samples=null"
     with pytest.raises(ValueError, match=message):
-        dataset(root)
+        datamodule.split("train")[3]
 
 
 def test_two_files_with_one_stem_are_reported(tmp_path):
@@ -287,8 +340,8 @@ def test_two_files_with_one_stem_are_reported(tmp_path):
 
 def test_size_mismatch_names_both_files(tmp_path):
     write_one(tmp_path, np.zeros((8, 8), np.uint8), image=np.zeros((8, 10), np.uint8))
-    with pytest.raises(ValueError, match=r"images/a\.png is 10x8 .*masks/a\.png is 8x8"):
-        dataset(tmp_path, val_fraction=0)[0]
+    with pytest.raises(ValueError, match=r"images/a\.png: 8x10 but masks/a\.png is 8x8"):
+        read_checked(dataset(tmp_path, val_fraction=0))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
@@ -311,7 +364,7 @@ def test_data_folder_trains_end_to_end(tmp_path):
         tmp_path / "run", [*folder_overrides(root), *TINY_MODEL, *TINY_TRAINER, "logger=csv"]
     )
     datamodule = hydra.utils.instantiate(cfg.data)
-    assert datamodule.root == str(root)
+    assert datamodule.datasets["train"].root == root
     assert {k: len(v) for k, v in datamodule.datasets.items()} == {"train": 14, "val": 4, "test": 2}
     metrics = run_task(cfg)
     assert {"val/dice", "test/dice", "test/iou/foreground"} <= set(metrics)
@@ -320,7 +373,7 @@ def test_data_folder_trains_end_to_end(tmp_path):
 
 def test_data_folder_without_root_stops_with_hydras_missing_value(tmp_path):
     cfg = compose_train(tmp_path, ["data=folder"])
-    with pytest.raises(Exception, match="Missing mandatory value: data.root"):
+    with pytest.raises(Exception, match=r"missing mandatory value\(s\) data\.dataset\.root"):
         hydra.utils.instantiate(cfg.data)
 
 
@@ -333,7 +386,7 @@ def test_isbi2012_keeps_an_augmentation_chosen_on_the_command_line(tmp_path):
 
 @pytest.mark.skipif(not ISBI_DIR.is_dir(), reason=f"ISBI 2012 data not found at {ISBI_DIR}")
 def test_isbi2012_preset_splits_25_5_with_membrane_as_class_1(tmp_path):
-    cfg = compose_train(tmp_path, ["data=isbi2012", f"data.root='{ISBI_DIR}'"])
+    cfg = compose_train(tmp_path, ["data=isbi2012", f"data.dataset.root='{ISBI_DIR}'"])
     dm = hydra.utils.instantiate(cfg.data)
     assert dm.class_names == ["background", "membrane"] and dm.in_channels == 1
     assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [25, 5, 5]
@@ -353,7 +406,7 @@ def test_isbi2012_preset_splits_25_5_with_membrane_as_class_1(tmp_path):
 
 
 def test_one_rule_decides_which_mask_values_are_invalid():
-    from seglab.data.io import invalid_mask_values
+    from seglab.data.validation import invalid_mask_values
 
     mask = np.array([[0, 1, 255], [3, 7, 7]], dtype=np.int16)
     assert invalid_mask_values(mask, num_classes=4, ignore_index=255) == [7]

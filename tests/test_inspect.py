@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglab.inspect import inspect_data, median_frequency_weights
+from seglab.inspection import inspect_data, median_frequency_weights
 
 from .conftest import REPO_ROOT, TINY_DATA, compose_train
 from .helpers.folders import folder_overrides, make_folder
@@ -62,7 +62,7 @@ def test_mean_std_match_numpy_on_raw_train_images(synthetic, tmp_path):
     pixels = np.stack([train[i]["image"] for i in range(len(train))]).astype(np.float64) / 255
     np.testing.assert_allclose(summary["mean"], [pixels.mean()], rtol=1e-9)
     np.testing.assert_allclose(summary["std"], [pixels.std()], rtol=1e-6)
-    assert f"data.mean=[{round(pixels.mean(), 4):g}]" in summary["overrides"]
+    assert f"'data.mean=[{round(pixels.mean(), 4):g}]'" in summary["overrides"]
 
 
 def test_rgb_mean_std_per_channel(tmp_path):
@@ -115,7 +115,7 @@ def test_folder_data(tmp_path):
 
 @pytest.mark.slow
 def test_cli_end_to_end(tmp_path):
-    """``python -m seglab.inspect`` writes into logs/inspect/runs/<date>_<time>/."""
+    """``python -m seglab.inspection`` writes into logs/inspect/runs/<date>_<time>/."""
     env = {
         **os.environ,
         "WANDB_MODE": "offline",
@@ -123,7 +123,7 @@ def test_cli_end_to_end(tmp_path):
         "PROJECT_ROOT": str(tmp_path),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "seglab.inspect", *TINY_DATA, "inspect.num_samples=4"],
+        [sys.executable, "-m", "seglab.inspection", *TINY_DATA, "inspect.num_samples=4"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

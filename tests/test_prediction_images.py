@@ -108,7 +108,7 @@ def test_more_samples_asked_than_the_val_set_has(tiny_parts):
 
 
 def test_valid_padding_crops_image_and_mask_like_the_module(tiny_parts, tmp_path):
-    sizes = [f"data.datasets.{split}.image_size=44" for split in ("train", "val", "test")]
+    sizes = ["data.dataset.image_size=44"]
     datamodule, net = tiny_parts(*sizes, "model.padding=valid")
     dataset = datamodule.split("val")
     samples = select_samples(dataset, 2)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from seglab.data import OxfordPet, PascalVOC
-from seglab.data.standard import VOC_CLASSES
+from seglab.data.torchvision_sets import VOC_CLASSES
 from seglab.train import run_task
 
 from .conftest import TINY_MODEL, TINY_TRAINER, compose_train
@@ -68,7 +68,7 @@ def test_pet_val_split_is_seeded_disjoint_and_covers_trainval(pets):
 def test_pet_rejects_a_subset_of_test_and_a_class_count_mismatch(pets):
     with pytest.raises(ValueError, match="subset='val' splits trainval"):
         OxfordPet(pets, split="test", subset="val")
-    with pytest.raises(ValueError, match=r"border=class needs data.class_names=\[background,pet"):
+    with pytest.raises(ValueError, match=r"border=class needs 'data.class_names=\[background,pet"):
         OxfordPet(pets, border="class", class_names=["background", "pet"])
 
 
@@ -99,15 +99,14 @@ def test_missing_data_names_the_root_and_the_fix(make, tmp_path):
         make(tmp_path / "empty")
     message = str(error.value)
     assert str(tmp_path / "empty") in message
-    assert "data.download=true" in message and "needs network" in message
+    assert "data.dataset.download=true" in message and "needs network" in message
 
 
 @pytest.mark.parametrize("option", ["oxford_pet", "voc"])
 def test_configs_batch_photos_of_different_sizes(option, pets, voc, tmp_path):
     root = pets if option == "oxford_pet" else voc
-    cfg = compose_train(tmp_path, [f"data={option}", f"data.root='{root}'", *SMALL])
-    assert cfg.data.download is False
-    assert all(d.download is False for d in cfg.data.datasets.values())
+    cfg = compose_train(tmp_path, [f"data={option}", f"data.dataset.root='{root}'", *SMALL])
+    assert cfg.data.dataset.download is False
     datamodule = hydra.utils.instantiate(cfg.data)
     names = ["background", "pet"] if option == "oxford_pet" else list(VOC_CLASSES)
     assert datamodule.class_names == names and datamodule.in_channels == 3
@@ -127,7 +126,7 @@ def test_data_oxford_pet_trains_end_to_end(pets, tmp_path):
         tmp_path,
         [
             "data=oxford_pet",
-            f"data.root='{pets}'",
+            f"data.dataset.root='{pets}'",
             *SMALL,
             *TINY_MODEL,
             *TINY_TRAINER,

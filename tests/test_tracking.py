@@ -27,7 +27,7 @@ def test_offline_wandb_run_carries_what_reproduces_and_compares_it(tiny_cfg, tmp
     # the resolved config as flat keys, the way overrides name them
     assert config["model.depth"] == 2 and config["model.base_width"] == 4
     assert config["optimizer.lr"] == cfg.optimizer.lr
-    assert config["data.datasets.train.num_samples"] == 16
+    assert config["data.splits.train.num_samples"] == 16
     assert config["seed"] == 42
     assert config["tags"] == ["tiny", "tracking"]
     # the parameter count of the network that was trained
@@ -227,7 +227,7 @@ def test_no_module_below_a_task_imports_a_task():
 
     from .conftest import REPO_ROOT
 
-    tasks = ("seglab.train", "seglab.compare", "seglab.inspect")
+    tasks = ("seglab.train", "seglab.compare", "seglab.inspection")
 
     def is_task(name: str) -> bool:
         return any(name == task or name.startswith(task + ".") for task in tasks)

@@ -133,7 +133,7 @@ def test_train_script_creates_a_run_folder(tmp_path):
 
 def test_valid_padding_trains_on_the_centre_of_the_masks(tiny_cfg):
     """The output of a valid-padding U-Net is smaller than its input: the target is cropped."""
-    sizes = [f"data.datasets.{split}.image_size=44" for split in ("train", "val", "test")]
+    sizes = ["data.dataset.image_size=44"]
     metrics = run_task(tiny_cfg(*sizes, "model.padding=valid", "trainer.max_epochs=1"))
     assert 0 <= metrics["val/dice"] <= 1 and 0 <= metrics["test/iou"] <= 1
 

@@ -35,7 +35,7 @@ def folder_overrides(root: Path) -> list[str]:
     """``data=folder`` on the 1-channel folder at ``root``, in one process, batches of 4."""
     return [
         "data=folder",
-        f"data.root='{root}'",
+        f"data.dataset.root='{root}'",
         "data.in_channels=1",
         "data.mean=[0.5]",
         "data.std=[0.25]",

@@ -29,7 +29,6 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
-from seglab.data.checks import spaced_indices
 from seglab.models.base import SegmentationNet
 from seglab.tracking import wandb_loggers
 from seglab.utils.overlay import (
@@ -40,6 +39,7 @@ from seglab.utils.overlay import (
     normalisation,
     overlay,
 )
+from seglab.utils.sampling import spaced_indices
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ them."""
 from seglab.data.checks import DataCheckError, DataReport, check_data
 from seglab.data.datamodule import SegmentationDataModule, TransformedDataset
 from seglab.data.folder import FolderDataset
-from seglab.data.standard import OxfordPet, PascalVOC
 from seglab.data.synthetic import SyntheticShapes
+from seglab.data.torchvision_sets import OxfordPet, PascalVOC
 
 __all__ = [
     "DataCheckError",

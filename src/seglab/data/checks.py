@@ -3,10 +3,11 @@
 ``check_data(datamodule)`` goes over the raw datasets of a DataModule (no augmentation), prints
 one table (split, samples, image sizes, channels, classes present, problems) on rank zero and
 raises one :class:`DataCheckError` listing every problem with its file and fix: unreadable or
-truncated files, image/mask size mismatches, channel counts other than ``in_channels``, mask
-values outside ``0..num_classes-1`` and ``ignore_index``, 0/255 masks without a mapping, empty
-splits. FolderDataset files are each decoded once; other datasets are indexed (problems name
-the index). ``max_samples`` bounds the samples checked per split (evenly spaced; None = all).
+truncated files, and every rule of ``seglab.data.validation`` (mask values, sizes, channels,
+0/255 masks without a mapping), plus empty splits. Each sample is read once; problems name the
+files ``dataset.source(index)`` gives (or the index). ``max_samples`` bounds the samples checked
+per split (evenly spaced; None = all). ``visit(split, image, mask)`` sees every sample read, so
+``seglab-inspect`` gathers its statistics in the same pass.
 """
 
 from __future__ import annotations
@@ -14,15 +15,27 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import rich
 import rich.table
 from lightning.pytorch.utilities import rank_zero_only
 
-from seglab.data.folder import FolderDataset
-from seglab.data.io import invalid_mask_values, read_image, read_mask, shorten
+from seglab.data.io import FileError, UnreadableFile
+from seglab.data.validation import (
+    FIXES,
+    Rules,
+    Source,
+    channel_count,
+    fix,
+    problems,
+    shorten,
+    size_range,
+    size_text,
+    source_of,
+    what,
+)
+from seglab.utils.sampling import spaced_indices
 
 SPLITS = ("train", "val", "test")
 SHOWN_FILES = 5
@@ -54,9 +67,8 @@ class SplitReport:
     def size_text(self) -> str:
         if not self.sizes:
             return "-"
-        heights, widths = [h for h, _ in self.sizes], [w for _, w in self.sizes]
-        low, high = f"{min(heights)}x{min(widths)}", f"{max(heights)}x{max(widths)}"
-        return low if low == high and len(self.sizes) == 1 else f"{low} .. {high}"
+        low, high = (size_text(size) for size in size_range(self.sizes))
+        return low if len(self.sizes) == 1 else f"{low} .. {high}"
 
 
 @dataclass
@@ -97,26 +109,37 @@ class DataReport:
         return table
 
 
-def check_data(datamodule, max_samples: int | None = None, show: bool = True) -> DataReport:
+def check_data(
+    datamodule,
+    max_samples: int | None = None,
+    show: bool = True,
+    visit: Visit | None = None,
+    strict: bool = True,
+) -> DataReport:
     """Check every split of ``datamodule`` once; raise :class:`DataCheckError` on problems.
 
     Args:
-        datamodule: a SegmentationDataModule (``datasets``, ``class_names``, ``in_channels``,
-            ``ignore_index``).
+        datamodule: a SegmentationDataModule (``datasets``, ``class_names``, ``rules(dataset)``).
         max_samples: check at most this many samples per split, evenly spaced (None = all).
         show: print the summary table (rank zero only).
+        visit: called as ``visit(split, image, mask)`` with every sample read.
+        strict: raise on problems (False: only report them).
     """
+    reported: set = set()  # stray files of a pool that every split shares, listed once
     splits = [
-        check_split(name, datamodule.datasets[name], datamodule, max_samples)
+        check_split(name, datamodule.datasets[name], datamodule, max_samples, visit, reported)
         for name in SPLITS
         if datamodule.datasets.get(name) is not None
     ]
     report = DataReport(splits, list(datamodule.class_names), datamodule.in_channels)
     if show:
         print_report(report)
-    if not report.ok:
+    if strict and not report.ok:
         raise DataCheckError(report)
     return report
+
+
+Visit = Callable[[str, np.ndarray, np.ndarray], None]
 
 
 @rank_zero_only
@@ -124,162 +147,78 @@ def print_report(report: DataReport) -> None:
     rich.print(report.table())
 
 
-def spaced_indices(length: int, max_samples: int | None) -> list[int]:
-    """All indices, or at most ``max_samples`` evenly spaced ones."""
-    if length == 0:
-        return []
-    count = length if max_samples is None else max(1, min(max_samples, length))
-    return np.unique(np.linspace(0, length - 1, count).round().astype(int)).tolist()
-
-
-def check_split(name: str, dataset, datamodule, max_samples: int | None) -> SplitReport:
+def check_split(
+    name: str, dataset, datamodule, max_samples, visit=None, reported: set | None = None
+) -> SplitReport:
     split = SplitReport(name, len(dataset))
+    found: dict[str, list[tuple[str, str]]] = defaultdict(list)  # kind -> [(file, detail)]
+    add_strays(dataset, found, set() if reported is None else reported)
     if split.samples == 0:
         split.problems.append(f"{name}: the split is empty. Give it samples or fix its config")
         return split
     indices = spaced_indices(split.samples, max_samples)
     split.checked = len(indices)
-    load = folder_loader(dataset) if isinstance(dataset, FolderDataset) else index_loader(dataset)
-    # problem kind -> [(file or sample name, detail)]
-    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    rules = datamodule.rules(dataset)
     bad_values: set[int] = set()
-    num_classes, ignore_index = datamodule.num_classes, datamodule.ignore_index
     for index in indices:
-        image, mask, image_name, mask_name = load(index, found)
-        if image is not None:
-            split.sizes.add(tuple(image.shape[:2]))
-            channels = 1 if image.ndim == 2 else image.shape[-1]
-            split.channels.add(channels)
-            if channels != datamodule.in_channels:
-                found["channels"].append((image_name, f"{channels} channel(s)"))
-        if mask is None:
+        source = source_of(dataset, index)
+        sample = read_sample(dataset, index, source, found)
+        if sample is None:
             continue
-        if image is not None and image.shape[:2] != mask.shape[:2]:
-            found["size"].append(
-                (image_name, f"{size_text(image.shape)} but {mask_name} is {size_text(mask.shape)}")
-            )
+        image, mask = sample
         unique = np.unique(mask)
-        values = unique.tolist()
-        split.classes.update(v for v in values if 0 <= v < num_classes)
-        bad = invalid_mask_values(unique, num_classes, ignore_index)
-        binary = set(values) == {0, 255} and not has_mapping(dataset)
-        if binary and (bad or ignore_index == 255):
-            found["binary"].append((mask_name, "values 0 and 255"))
-        elif bad:
-            bad_values.update(bad)
-            found["values"].append((mask_name, f"values {shorten(bad, 5)}"))
-    split.problems = describe(name, found, bad_values, datamodule, dataset)
+        split.sizes.add(tuple(image.shape[:2]))
+        split.channels.add(channel_count(image))
+        split.classes.update(v for v in unique.tolist() if 0 <= v < rules.num_classes)
+        for problem in problems(image, mask, source, rules, unique):
+            found[problem.kind].append((problem.file, problem.detail))
+            if problem.kind == "values":
+                bad_values.update(problem.values)
+        if visit is not None:
+            visit(name, image, mask)
+    where = f"{name} ({dataset.root})" if getattr(dataset, "root", None) else name
+    split.problems = problem_lines(where, found, bad_values, rules, datamodule.class_names)
     return split
 
 
-Loader = Callable[[int, dict], tuple]
+def add_strays(dataset, found: dict, reported: set) -> None:
+    """Files that pair with no other (``dataset.unpaired()``), each listed once over the splits."""
+    unpaired = getattr(dataset, "unpaired", None)
+    for kind, file, detail in unpaired() if callable(unpaired) else ():
+        key = (str(getattr(dataset, "root", "")), file)
+        if key not in reported:
+            reported.add(key)
+            found[kind].append((file, detail))
 
 
-def folder_loader(dataset: FolderDataset) -> Loader:
-    """Reads a sample's image and mask files separately, so each file's problem is found."""
-
-    def load(index: int, found: dict) -> tuple:
-        _, image_path, mask_path = dataset.samples[index]
-        image_name, mask_name = (
-            relative(image_path, dataset.root),
-            relative(mask_path, dataset.root),
-        )
-        image = mask = None
-        try:
-            image = read_image(image_path, dataset.channels, dataset.max_value_16bit)
-        except (OSError, ValueError) as error:
-            record(found, image_name, error)
-        try:
-            mask = read_mask(mask_path, dataset.mapping, dataset.palette)
-        except (OSError, ValueError) as error:
-            record(found, mask_name, error)
-        return image, mask, image_name, mask_name
-
-    return load
-
-
-def index_loader(dataset) -> Loader:
-    """Any dataset of ``{"image", "mask"}`` samples; problems name the sample index."""
-
-    def load(index: int, found: dict) -> tuple:
-        name = f"sample {index}"
-        try:
-            sample = dataset[index]
-        except Exception as error:  # noqa: BLE001 - reported with the sample's index
-            found["unreadable"].append((name, f"{type(error).__name__}: {error}"))
-            return None, None, name, name
-        return np.asarray(sample["image"]), np.asarray(sample["mask"]), name, f"{name} mask"
-
-    return load
-
-
-def describe(name, found, bad_values, datamodule, dataset) -> list[str]:
-    """One line per kind of problem in split ``name``: how many, which files, the fix."""
-    where = f"{name} ({dataset.root})" if isinstance(dataset, FolderDataset) else name
-    classes = datamodule.class_names
-    fixes = {
-        "unreadable": (
-            "unreadable or truncated file(s)",
-            "re-export or remove them",
-        ),
-        "rejected": (
-            "file(s) the reader rejects",
-            "see each file's message",
-        ),
-        "size": (
-            "image(s) whose mask has another size",
-            "give each mask the size of its image",
-        ),
-        "channels": (
-            f"image(s) whose channel count is not data.in_channels={datamodule.in_channels}",
-            "set data.in_channels (and data.mean / data.std) to the images' channels, or convert "
-            "the images (FolderDataset: channels=1 or 3 converts gray <-> RGB)",
-        ),
-        "values": (
-            f"mask(s) with values {shorten(sorted(bad_values))} that are neither class indices "
-            f"0..{len(classes) - 1} {classes} nor ignore_index {datamodule.ignore_index}",
-            "set data.class_names (or data.ignore_index) to cover them, or map the values with "
-            "data.datasets.train.mask_mapping={value: class} (or palette)",
-        ),
-        "binary": (
-            "mask(s) holding only 0 and 255 (0/255 binary masks)",
-            "map them with data.datasets.train.mask_mapping={0:0,255:1}"
-            + (
-                f" and give two data.class_names (now {len(classes)}: {classes})"
-                if len(classes) > 2
-                else ""
-            ),
-        ),
-    }
-    problems = []
-    for kind, (what, fix) in fixes.items():
-        items = found.get(kind)
-        if items:
-            shown = [f"{file} ({detail})" for file, detail in items[:SHOWN_FILES]]
-            more = f" ... ({len(items) - SHOWN_FILES} more)" if len(items) > SHOWN_FILES else ""
-            problems.append(f"{where}: {len(items)} {what}: {', '.join(shown)}{more}. Fix: {fix}")
-    return problems
-
-
-def has_mapping(dataset) -> bool:
-    return any(getattr(dataset, name, None) is not None for name in ("mapping", "palette"))
-
-
-def relative(path: Path, root: Path) -> str:
+def read_sample(dataset, index: int, source: Source, found: dict):
+    """``(image, mask)`` of sample ``index``, or None with the read error put into ``found``."""
     try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def record(found: dict, name: str, error: Exception) -> None:
-    """A file that cannot be decoded (``io.open_image`` chains the cause), or one the reader
-    rejects (an unmapped mask value or colour: the message names the file and the fix)."""
-    if error.__cause__ is not None:
-        found["unreadable"].append((name, f"{type(error.__cause__).__name__}: {error.__cause__}"))
+        sample = dataset[index]
+    except UnreadableFile as error:
+        cause = error.__cause__ or error
+        found["unreadable"].append((source.name(error.path), f"{type(cause).__name__}: {cause}"))
+    except FileError as error:  # an unmapped mask value or colour: its message names the fix
+        found["rejected"].append((source.name(error.path), str(error)))
+    except Exception as error:  # noqa: BLE001 - reported with the sample's files or index
+        found["unreadable"].append((source.image, f"{type(error).__name__}: {error}"))
     else:
-        found["rejected"].append((name, str(error)))
+        return np.asarray(sample["image"]), np.asarray(sample["mask"])
+    return None
 
 
-def size_text(shape) -> str:
-    return f"{shape[0]}x{shape[1]}"
+def problem_lines(where: str, found: dict, bad_values, rules: Rules, class_names) -> list[str]:
+    """One line per kind of problem in split ``where``: how many, which files, the fix."""
+    lines = []
+    for kind in FIXES:
+        items = found.get(kind)
+        if not items:
+            continue
+        text = what(kind, rules, bad_values, class_names)
+        shown = [f"{file} ({detail})" for file, detail in items[:SHOWN_FILES]]
+        more = f" ... ({len(items) - SHOWN_FILES} more)" if len(items) > SHOWN_FILES else ""
+        lines.append(
+            f"{where}: {len(items)} {text}: {', '.join(shown)}{more}. "
+            f"Fix: {fix(kind, rules, class_names)}"
+        )
+    return lines

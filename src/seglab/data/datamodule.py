@@ -3,46 +3,66 @@ the module applies the Albumentations pipelines and batches them.
 
 Masks follow one convention everywhere: an (H, W) map of class indices ``0..num_classes-1``, with
 ``ignore_index`` marking pixels excluded from loss and metrics. Batches hold ``image`` (float32,
-N x C x H x W) and ``mask`` (int64, N x H x W).
+N x C x H x W) and ``mask`` (int64, N x H x W); samples of different sizes are padded to the
+largest in the batch (masks with ``ignore_index``: ``collate.PadCollate``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seglab.data.io import invalid_mask_values
+from seglab.data.collate import PadCollate
+from seglab.data.io import FileError
 from seglab.data.transforms import build_pipeline
+from seglab.data.validation import Rules, channel_count, problems, source_of
 
 SPLITS = ("train", "val", "test")
 
 
 class TransformedDataset(Dataset):
-    """Applies an Albumentations pipeline to a raw dataset and checks every mask on the way."""
+    """Applies an Albumentations pipeline to a raw dataset; each sample read is checked once
+    against the data rules (``validation.problems``): the first problem raises, naming the file."""
 
-    def __init__(
-        self, dataset: Dataset, transform, num_classes: int, ignore_index: int, split: str
-    ):
+    def __init__(self, dataset: Dataset, transform, rules: Rules, split: str):
         self.dataset = dataset
         self.transform = transform
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
+        self.rules = rules
         self.split = split
         self._transform_seed: int | None = None
+        self._warned = False
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        sample = self.dataset[index]
-        self._check_mask(sample["mask"], index)
+        try:
+            sample = self.dataset[index]
+        except FileError as error:  # e.g. a truncated file the data check did not read
+            raise ValueError(
+                f"{self.split} sample {index}: {error}. The data check before training reads "
+                "at most check_data_samples samples per split: check_data_samples=null checks "
+                "every file"
+            ) from error
+        self._check(sample["image"], sample["mask"], index)
         self._seed_transform()
         out = self.transform(image=sample["image"], mask=sample["mask"])
         return {"image": out["image"].float(), "mask": out["mask"].long()}
+
+    def _check(self, image: np.ndarray, mask: np.ndarray, index: int) -> None:
+        source = source_of(self.dataset, index)
+        for problem in problems(np.asarray(image), np.asarray(mask), source, self.rules):
+            if not problem.warning:
+                raise ValueError(problem.sentence(self.rules, self.split))
+            if not self._warned:
+                self._warned = True
+                warnings.warn(problem.sentence(self.rules, self.split), stacklevel=2)
 
     def _seed_transform(self) -> None:
         """Seed the pipeline from torch's seed of this process or DataLoader worker.
@@ -56,47 +76,35 @@ class TransformedDataset(Dataset):
             self.transform.set_random_seed(seed)
             self._transform_seed = seed
 
-    def _check_mask(self, mask: np.ndarray, index: int) -> None:
-        values = np.unique(mask)
-        bad = invalid_mask_values(values, self.num_classes, self.ignore_index)
-        if bad:
-            hint = ""
-            if set(values.tolist()) <= {0, 255} and self.num_classes > 2:
-                hint = " It looks like a 0/255 binary mask: map 255 to 1 for a 2-class task."
-            raise ValueError(
-                f"{self.split} sample {index} of {type(self.dataset).__name__}: mask values "
-                f"{bad} are not class indices 0..{self.num_classes - 1} nor ignore_index "
-                f"{self.ignore_index}. Fix the mask, the number of classes (data.class_names) or "
-                f"data.ignore_index.{hint}"
-            )
-
 
 class SegmentationDataModule(L.LightningDataModule):
     """Train/val/test loaders with Albumentations pipelines.
 
     Args:
-        datasets: ``{"train": ..., "val": ..., "test": ...}`` raw datasets (``test`` optional).
+        dataset: a dataset factory (in configs a ``_partial_: true`` dataset). Each split's
+            dataset is ``dataset(**splits[name], class_names=..., channels=in_channels,
+            ignore_index=...)``, so the options shared by the splits are given once.
+        splits: ``{"train": {...}, "val": {...}, "test": {...}}``: what differs between the
+            splits (``test`` optional; a split set to None is no split).
         class_names: one name per class index; ``num_classes`` is its length.
         in_channels: image channels the datasets deliver (checked against the first sample).
         augmentation: ``{"train": [...], "eval": [...]}`` Albumentations transforms; ``eval`` is
-            applied to val and test. Normalisation is appended to both. Other keys (a preset's
-            ``size``, which its transforms interpolate) are ignored.
+            applied to val and test. Normalisation is appended to both. (A preset may keep other
+            keys, e.g. photo256's ``size``, for its transforms to interpolate: they are not read.)
         mean, std: per-channel normalisation on the 0..1 intensity scale.
         ignore_index: mask value excluded from loss and metrics.
         batch_size, num_workers, pin_memory, persistent_workers: DataLoader settings (per process
             under DDP: the effective batch is ``batch_size * world_size``).
-        root: the data folder of folder-based configs (``data=folder data.root=...``). The
-            datasets get it through ``${data.root}``; the DataModule only keeps it for messages.
-        download: whether torchvision-backed datasets (``data=oxford_pet``, ``data=voc``) may
-            download into ``root``; they get it through ``${data.download}``, the DataModule only
-            keeps it so that one top-level ``data.download=true`` works.
+        datasets: instead of ``dataset`` and ``splits``: ready ``{"train", "val", "test"}``
+            datasets (Python use).
     """
 
     def __init__(
         self,
-        datasets: Mapping[str, Dataset],
-        class_names: Sequence[str],
-        in_channels: int,
+        dataset: Callable[..., Dataset] | None = None,
+        splits: Mapping[str, Mapping | None] | None = None,
+        class_names: Sequence[str] = (),
+        in_channels: int = 1,
         augmentation: Mapping[str, Sequence] | None = None,
         mean: Sequence[float] = (0.5,),
         std: Sequence[float] = (0.25,),
@@ -105,38 +113,25 @@ class SegmentationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = True,
-        root: str | None = None,
-        download: bool = False,
+        datasets: Mapping[str, Dataset | None] | None = None,
     ):
         super().__init__()
-        # a split set to null (e.g. data.datasets.test=null) is no split at all
-        datasets = {name: dataset for name, dataset in datasets.items() if dataset is not None}
-        unknown = set(datasets) - set(SPLITS)
-        if unknown or "train" not in datasets or "val" not in datasets:
-            raise ValueError(
-                f"data.datasets must have 'train' and 'val' (and optionally 'test') entries, got "
-                f"{sorted(datasets)}"
-            )
-        if len(mean) != in_channels or len(std) != in_channels:
-            raise ValueError(
-                f"data.mean {list(mean)} and data.std {list(std)} need one value per channel "
-                f"(data.in_channels={in_channels})"
-            )
-        if ignore_index < 0:
-            raise ValueError(
-                f"data.ignore_index={ignore_index} must be >= 0 (masks are unsigned); e.g. 255"
-            )
-        if ignore_index < len(class_names):
-            raise ValueError(
-                f"data.ignore_index={ignore_index} collides with a class index 0.."
-                f"{len(class_names) - 1}; use a value >= {len(class_names)} (e.g. 255)"
-            )
-        self.datasets = dict(datasets)
-        self.root = root
-        self.download = download
+        check_settings(class_names, in_channels, mean, std, ignore_index)
         self.class_names = list(class_names)
         self.in_channels = in_channels
         self.ignore_index = ignore_index
+        if datasets is None:
+            datasets = build_datasets(dataset, splits, self.class_names, in_channels, ignore_index)
+        elif dataset is not None or splits is not None:
+            raise ValueError("give either data.dataset with data.splits, or datasets, not both")
+        # a split set to null (e.g. data.splits.test=null) is no split at all
+        self.datasets = {name: ds for name, ds in datasets.items() if ds is not None}
+        unknown = set(self.datasets) - set(SPLITS)
+        if unknown or "train" not in self.datasets or "val" not in self.datasets:
+            raise ValueError(
+                f"data.splits must have 'train' and 'val' (and optionally 'test') entries, got "
+                f"{sorted(self.datasets)}"
+            )
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -152,35 +147,53 @@ class SegmentationDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def rules(self, dataset: Dataset) -> Rules:
+        """The data rules of ``dataset``'s samples (``validation.problems``)."""
+        return Rules(
+            self.num_classes,
+            self.ignore_index,
+            self.in_channels,
+            has_mapping=bool(getattr(dataset, "maps_masks", False)),
+        )
+
     def _check_channels(self) -> None:
+        """The first train image's channels, before anything else reads the data."""
+        train = self.datasets["train"]
         try:
-            image = self.datasets["train"][0]["image"]
-        except (OSError, ValueError):
-            return  # a bad first sample: check_data (or the loader) reports it with its file
-        channels = 1 if image.ndim == 2 else image.shape[-1]
+            image = np.asarray(train[0]["image"])
+        except (OSError, ValueError, IndexError):
+            return  # a bad or missing first sample: check_data (or the loader) reports it
+        channels = channel_count(image)
         if channels != self.in_channels:
-            where = f" under {self.root}" if self.root else ""
             raise ValueError(
-                f"the train images{where} have {channels} channel(s) but data.in_channels="
-                f"{self.in_channels}; set data.in_channels={channels} (and mean/std to match)"
+                f"the train image {source_of(train, 0).image} has {channels} channel(s) but "
+                f"data.in_channels={self.in_channels}; set data.in_channels={channels} (and "
+                "data.mean / data.std to match)"
             )
 
     def split(self, name: str) -> TransformedDataset:
         pipeline = self.pipelines["train" if name == "train" else "eval"]
-        return TransformedDataset(
-            self.datasets[name], pipeline, self.num_classes, self.ignore_index, name
-        )
+        dataset = self.datasets[name]
+        return TransformedDataset(dataset, pipeline, self.rules(dataset), name)
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         return DataLoader(
             self.split(name),
             batch_size=self.batch_size,
             shuffle=shuffle,
-            drop_last=shuffle and len(self.datasets[name]) > self.batch_size,
+            drop_last=shuffle and self._share(name) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            collate_fn=PadCollate(self.ignore_index),
         )
+
+    def _share(self, name: str) -> int:
+        """The samples of split ``name`` each process gets (under DDP each process reads
+        ``1 / world_size`` of the data): the last partial batch is dropped only when a process
+        has more than one batch, so small datasets still train under DDP."""
+        world_size = getattr(self.trainer, "world_size", 1) or 1
+        return len(self.datasets[name]) // world_size
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -191,6 +204,70 @@ class SegmentationDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         if "test" not in self.datasets:
             raise ValueError(
-                "no test dataset is configured: add data.datasets.test or set test=false"
+                "no test dataset is configured: add data.splits.test or set test=false"
             )
         return self._loader("test", shuffle=False)
+
+
+def check_settings(class_names, in_channels, mean, std, ignore_index) -> None:
+    if not class_names:
+        raise ValueError("data.class_names is empty: give one name per class index")
+    if len(mean) != in_channels or len(std) != in_channels:
+        raise ValueError(
+            f"data.mean {list(mean)} and data.std {list(std)} need one value per channel "
+            f"(data.in_channels={in_channels})"
+        )
+    if ignore_index < 0:
+        raise ValueError(
+            f"data.ignore_index={ignore_index} must be >= 0 (masks are unsigned); e.g. 255"
+        )
+    if ignore_index < len(class_names):
+        raise ValueError(
+            f"data.ignore_index={ignore_index} collides with a class index 0.."
+            f"{len(class_names) - 1}; use a value >= {len(class_names)} (e.g. 255)"
+        )
+
+
+def build_datasets(factory, splits, class_names, in_channels, ignore_index) -> dict:
+    """``{split: factory(**options, class_names=, channels=, ignore_index=)}``."""
+    if factory is None or splits is None:
+        raise ValueError(
+            "data.dataset (a dataset factory, _partial_: true) and data.splits ({train: {...}, "
+            "val: {...}, test: {...}}) are both needed"
+        )
+    shared = {"class_names": class_names, "channels": in_channels, "ignore_index": ignore_index}
+    datasets = {}
+    for name, options in splits.items():
+        if options is None:
+            continue
+        clash = sorted(set(shared) & set(options))
+        if clash:
+            raise ValueError(
+                f"data.splits.{name} sets {clash}: the DataModule passes them (set "
+                "data.class_names, data.in_channels, data.ignore_index instead)"
+            )
+        arguments = {**options, **shared}
+        missing = missing_arguments(factory, arguments)
+        if missing:
+            raise ValueError(
+                f"missing mandatory value(s) {', '.join(f'data.dataset.{m}' for m in missing)} "
+                f"of {getattr(factory, 'func', factory).__name__}: set them, e.g. "
+                f"data.dataset.{missing[0]}=... on the command line"
+            )
+        datasets[name] = factory(**arguments)
+    return datasets
+
+
+def missing_arguments(factory, given) -> list[str]:
+    """Required arguments of ``factory`` (a ``functools.partial``: Hydra leaves a ``???`` value
+    out of it) that ``given`` does not hold."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        p.name
+        for p in parameters
+        if p.kind in kinds and p.default is p.empty and p.name not in given
+    ]

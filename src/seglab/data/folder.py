@@ -1,6 +1,6 @@
 """Bring-your-own data: image and mask files in folders.
 
-Layouts (``root`` is ``data.root``)::
+Layouts (``root`` is ``data.dataset.root``)::
 
     root/images/a.png  root/masks/a.png      one pool, split here: seeded fractions, k-fold, stems
     root/{train,val,test}/{images,masks}/    fixed splits: ``split`` picks the folder
@@ -19,21 +19,15 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from seglab.data.io import (
-    invalid_mask_values,
-    mapping_table,
-    palette_table,
-    read_image,
-    read_mask,
-    shorten,
-)
+from seglab.data.io import mapping_table, palette_table, read_image, read_mask
+from seglab.data.validation import Source, shorten
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SPLITS = ("train", "val", "test")
 EMPTY_FIXES = {
     "train": "lower val_fraction / test_fraction or list fewer val_stems / test_stems",
     "val": "raise val_fraction (above 0) or set val_stems",
-    "test": "raise test_fraction (above 0) or set test_stems; or set data.datasets.test=null "
+    "test": "raise test_fraction (above 0) or set test_stems; or set data.splits.test=null "
     "test=false",
 }
 
@@ -43,7 +37,7 @@ def list_images(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise FileNotFoundError(
             f"folder {folder} does not exist: expected {folder.parent}/images and "
-            f"{folder.parent}/masks with matching file names. Create it or fix data.root"
+            f"{folder.parent}/masks with matching file names. Create it or fix data.dataset.root"
         )
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     files = [p for p in files if not p.name.startswith(".")]
@@ -57,28 +51,34 @@ def list_images(folder: Path) -> dict[str, Path]:
     return by_stem
 
 
-def pair_files(root: Path, mask_suffix: str = "") -> list[tuple[str, Path, Path]]:
-    """``(stem, image, mask)`` for ``root/images/<stem>.*`` and ``root/masks/<stem><suffix>.*``."""
+def pair_files(root: Path, mask_suffix: str = "") -> tuple[list, list[Path], list[Path]]:
+    """``(stem, image, mask)`` for ``root/images/<stem>.*`` and ``root/masks/<stem><suffix>.*``,
+    plus the images without a mask and the masks without an image."""
     images, masks = list_images(root / "images"), list_images(root / "masks")
-    lonely_images = [images[s].name for s in images if s + mask_suffix not in masks]
+    lonely_images = [images[s] for s in images if s + mask_suffix not in masks]
     wanted = {stem + mask_suffix for stem in images}
-    lonely_masks = [path.name for stem, path in masks.items() if stem not in wanted]
-    if lonely_images or lonely_masks:
-        problems = []
-        if lonely_images:
-            problems.append(
-                f"{len(lonely_images)} image(s) without a mask: {shorten(lonely_images)}"
-            )
+    lonely_masks = [path for stem, path in masks.items() if stem not in wanted]
+    pairs = [
+        (stem, images[stem], masks[stem + mask_suffix])
+        for stem in sorted(images)
+        if stem + mask_suffix in masks
+    ]
+    if not pairs:  # nothing pairs: the strays are the whole story
+        problems = [f"{len(lonely_images)} image(s) without a mask: {shorten(lonely_images)}"]
         if lonely_masks:
             problems.append(
                 f"{len(lonely_masks)} mask(s) without an image: {shorten(lonely_masks)}"
             )
-        raise ValueError(
-            f"{root}: {'; '.join(problems)}. Masks pair with images by file stem plus mask_suffix="
-            f"{mask_suffix!r} (a.jpg <-> a{mask_suffix}.png): add the missing files, move the "
-            "strays away or fix mask_suffix"
-        )
-    return [(stem, images[stem], masks[stem + mask_suffix]) for stem in sorted(images)]
+        raise ValueError(f"{root}: {'; '.join(problems)}. {pairing_fix(mask_suffix)}")
+    return pairs, lonely_images, lonely_masks
+
+
+def pairing_fix(mask_suffix: str) -> str:
+    return (
+        f"Masks pair with images by file stem plus mask_suffix={mask_suffix!r} (a.jpg <-> "
+        f"a{mask_suffix}.png): add the missing files, move the strays away or fix "
+        "data.dataset.mask_suffix"
+    )
 
 
 def check_split_options(val_fraction, test_fraction, num_folds, fold, val_stems, **_) -> None:
@@ -134,13 +134,14 @@ def choose_stems(
     return sorted({"train": train, "val": val, "test": test}[split])
 
 
-def find_samples(root: Path, split: str, mask_suffix: str, options: dict) -> list:
-    """``(stem, image, mask)`` of ``split``, from its split folder or chosen from one pool."""
+def find_samples(root: Path, split: str, mask_suffix: str, options: dict) -> tuple:
+    """``(stem, image, mask)`` of ``split``, from its split folder or chosen from one pool, and
+    the images without a mask and masks without an image (of the pool, or of the folder)."""
     split_folders = [s for s in SPLITS if (root / s).is_dir()]
     if (root / "images").is_dir() or (root / "masks").is_dir():
-        samples = pair_files(root, mask_suffix)
+        samples, *strays = pair_files(root, mask_suffix)
         chosen = set(choose_stems([stem for stem, _, _ in samples], split, **options))
-        return [sample for sample in samples if sample[0] in chosen]
+        return [sample for sample in samples if sample[0] in chosen], *strays
     if not split_folders:
         entries = sorted(p.name for p in root.iterdir())
         raise FileNotFoundError(
@@ -154,7 +155,7 @@ def find_samples(root: Path, split: str, mask_suffix: str, options: dict) -> lis
             "only apply to a single images/ + masks/ pool"
         )
     if split not in split_folders:
-        fix = "; or set data.datasets.test=null test=false" if split == "test" else ""
+        fix = "; or set data.splits.test=null test=false" if split == "test" else ""
         raise FileNotFoundError(
             f"{root / split} does not exist (found {split_folders}): add {split}/images and "
             f"{split}/masks{fix}"
@@ -167,8 +168,8 @@ class FolderDataset(Dataset):
 
     Args:
         root: the data folder. split: ``train``, ``val`` or ``test``.
-        class_names: when given, masks are checked against them (and mask_mapping / palette may
-            name classes). channels: 1 or 3 converts every image (gray <-> RGB); None keeps it.
+        class_names: the classes mask_mapping / palette may name. channels: 1 or 3 converts
+            every image (gray <-> RGB); None keeps it.
         mask_suffix: masks are ``<image stem><mask_suffix>.<any image extension>``.
         val_fraction, test_fraction, seed: a seeded random split of the images/ pool.
         num_folds, fold: k-fold cross-validation: val is fold ``fold``, train the other folds
@@ -176,7 +177,7 @@ class FolderDataset(Dataset):
         val_stems, test_stems: explicit file stems of val / test; train is the rest.
         mask_mapping: ``{mask value: class index or name}`` for single-channel masks.
         palette: ``{class name or index: [r, g, b]}`` for colour masks.
-        ignore_index: the mask value left out of loss and metrics (allowed in masks).
+        ignore_index: what the class ``ignore`` in mask_mapping / palette maps to.
         max_value_16bit: 16-bit images are divided by it (e.g. 4095 for 12-bit data).
     """
 
@@ -203,7 +204,7 @@ class FolderDataset(Dataset):
         if not self.root.is_dir():
             shown = root if self.root.is_absolute() else f"{root} ({self.root.resolve()})"
             raise FileNotFoundError(
-                f"data root {shown} does not exist: set data.root to the folder that holds "
+                f"data root {shown} does not exist: set data.dataset.root to the folder that holds "
                 "images/ and masks/ (or train/, val/, test/)"
             )
         if split not in SPLITS:
@@ -215,9 +216,9 @@ class FolderDataset(Dataset):
         self.split, self.channels, self.ignore_index = split, channels, ignore_index
         self.class_names = None if class_names is None else list(class_names)
         self.max_value_16bit = max_value_16bit
-        self._warned_binary = False
-        self.mapping = None if mask_mapping is None else mapping_table(mask_mapping, class_names)
-        self.palette = None if palette is None else palette_table(palette, class_names)
+        names = (class_names, ignore_index)
+        self.mapping = None if mask_mapping is None else mapping_table(mask_mapping, *names)
+        self.palette = None if palette is None else palette_table(palette, *names)
         options = {
             "val_fraction": val_fraction,
             "test_fraction": test_fraction,
@@ -228,7 +229,12 @@ class FolderDataset(Dataset):
             "test_stems": None if test_stems is None else [str(s) for s in test_stems],
         }
         check_split_options(**options)
-        self.samples = find_samples(self.root, split, mask_suffix, options)
+        self.mask_suffix = mask_suffix
+        self.samples, self.lonely_images, self.lonely_masks = find_samples(
+            self.root, split, mask_suffix, options
+        )
+        if self.lonely_images or self.lonely_masks:
+            self._warn_unpaired()
         if not self.samples:
             raise ValueError(f"the {split} split of {self.root} is empty: {EMPTY_FIXES[split]}")
 
@@ -241,39 +247,50 @@ class FolderDataset(Dataset):
         """Every image and mask file, in sample order (the run's data fingerprint hashes them)."""
         return [path for _, image, mask in self.samples for path in (image, mask)]
 
+    @property
+    def maps_masks(self) -> bool:
+        """Masks go through mask_mapping or palette (so 0/255 in the result is meant)."""
+        return self.mapping is not None or self.palette is not None
+
+    def source(self, index: int) -> Source:
+        """The image and mask files of sample ``index`` (shown relative to ``root``)."""
+        _, image, mask = self.samples[index]
+        return Source(relative(image, self.root), relative(mask, self.root), (image, mask))
+
+    def _warn_unpaired(self) -> None:
+        warnings.warn(
+            f"{self.root}: {len(self.lonely_images)} image(s) without a mask and "
+            f"{len(self.lonely_masks)} mask(s) without an image are left out; the data check "
+            "(check_data) lists them",
+            stacklevel=3,
+        )
+
+    def unpaired(self) -> list[tuple[str, str, str]]:
+        """``(kind, file, detail)`` of every file that pairs with no other (``check_data``
+        lists them beside the other data problems)."""
+        suffix = self.mask_suffix
+        return [
+            *(
+                ("lonely_image", relative(p, self.root), f"no mask {p.stem}{suffix}.*")
+                for p in self.lonely_images
+            ),
+            *(("lonely_mask", relative(p, self.root), "no image") for p in self.lonely_masks),
+        ]
+
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        """The sample as read; unreadable files raise ``io.FileError`` naming the file (the
+        data rules are checked by ``seglab.data.validation``)."""
         _, image_path, mask_path = self.samples[index]
         image = read_image(image_path, self.channels, self.max_value_16bit)
         mask = read_mask(mask_path, self.mapping, self.palette)
-        if image.shape[:2] != mask.shape:
-            raise ValueError(
-                f"image {image_path} is {image.shape[1]}x{image.shape[0]} (width x height) but "
-                f"its mask {mask_path} is {mask.shape[1]}x{mask.shape[0]}: give them one size"
-            )
-        self._check_classes(mask, mask_path)
         return {"image": image, "mask": mask}
 
-    def _check_classes(self, mask: np.ndarray, path: Path) -> None:
-        if self.class_names is None:
-            return
-        values = np.unique(mask)
-        encoded = self.mapping is not None or self.palette is not None
-        binary = self.ignore_index == 255 and values.tolist() == [0, 255]
-        if binary and not encoded and not self._warned_binary:
-            self._warned_binary = True
-            warnings.warn(
-                f"mask {path} holds only 0 and 255 (= ignore_index): its 255 pixels are left out "
-                "of loss and metrics. For 0/255 binary masks set mask_mapping {0: 0, 255: 1}",
-                stacklevel=2,
-            )
-        bad = invalid_mask_values(values, len(self.class_names), self.ignore_index)
-        if bad:
-            raise ValueError(
-                f"mask {path} has values {shorten(bad)} that are not class indices 0.."
-                f"{len(self.class_names) - 1} {self.class_names} nor ignore_index "
-                f"{self.ignore_index}. Fix data.class_names, or map the values with mask_mapping "
-                "(0/255 masks: {0: 0, 255: 1}) or palette"
-            )
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

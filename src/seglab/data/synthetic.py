@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
+from seglab.data.validation import Source
+
 # Inside-tests in shape-local coordinates (u, v), for a shape of "radius" r.
 SHAPES: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
     "disc": lambda u, v, r: u**2 + v**2 <= r**2,
@@ -40,6 +42,7 @@ class SyntheticShapes(Dataset):
         max_shapes: each image holds between 1 and this many shapes (later ones occlude earlier).
         noise: standard deviation of the additive Gaussian noise, on a 0..1 intensity scale.
         seed: selects the dataset; use different seeds for train, val and test splits.
+        ignore_index: taken as every dataset factory's argument; generated masks ignore no pixel.
 
     Items are dicts with ``image`` (uint8, H x W x channels) and ``mask`` (uint8, H x W).
     """
@@ -53,6 +56,7 @@ class SyntheticShapes(Dataset):
         max_shapes: int = 3,
         noise: float = 0.05,
         seed: int = 0,
+        ignore_index: int = 255,
     ):
         shapes = list(class_names)[1:]
         unknown = [name for name in shapes if name not in SHAPES]
@@ -76,6 +80,9 @@ class SyntheticShapes(Dataset):
 
     def __len__(self) -> int:
         return self.num_samples
+
+    def source(self, index: int) -> Source:
+        return Source.index(index)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         if not 0 <= index < self.num_samples:

@@ -29,3 +29,15 @@ def build_pipeline(
             ToTensorV2(),
         ]
     )
+
+
+class Rotate90KeepShape(A.RandomRotate90):
+    """``RandomRotate90`` that keeps every image's shape: square images turn by 0, 90, 180 or
+    270 degrees (exactly as ``RandomRotate90``, same random draws), non-square ones by 0 or 180
+    only, since 90 and 270 would swap height and width and batches could no longer stack."""
+
+    def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
+        height, width = params["shape"][:2]
+        if height == width:
+            return {}
+        return {"factor": 2 * self.py_random.randint(0, 1)}

@@ -27,8 +27,8 @@ import rich.table
 from omegaconf import DictConfig
 
 from seglab.config import CONFIG_DIR
-from seglab.data.checks import check_data, spaced_indices
-from seglab.data.io import shorten
+from seglab.data.checks import check_data
+from seglab.data.validation import shorten, size_range
 from seglab.utils.overlay import (
     class_colours,
     display_image,
@@ -37,6 +37,7 @@ from seglab.utils.overlay import (
     normalisation,
     overlay,
 )
+from seglab.utils.sampling import spaced_indices
 
 log = logging.getLogger(__name__)
 
@@ -54,43 +55,51 @@ def unit_scale(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float64)
 
 
-def split_stats(dataset, num_classes: int, ignore_index: int, indices: list[int]) -> dict:
-    """Sizes, class pixel counts and per-channel sums of the raw samples at ``indices``."""
-    class_pixels = np.zeros(num_classes, dtype=np.int64)
-    ignored = other = 0
-    heights, widths = [], []
-    channel_sum = channel_sq = None
-    channel_count = 0
-    for index in indices:
-        sample = dataset[index]
-        image, mask = np.asarray(sample["image"]), np.asarray(sample["mask"])
-        heights.append(int(image.shape[0]))
-        widths.append(int(image.shape[1]))
+class SplitStats:
+    """Sizes, class pixel counts and per-channel sums of the raw samples of one split, gathered
+    one sample at a time (``add``), in ``check_data``'s single pass."""
+
+    def __init__(self, samples: int, num_classes: int, ignore_index: int):
+        self.samples, self.num_classes, self.ignore_index = samples, num_classes, ignore_index
+        self.class_pixels = np.zeros(num_classes, dtype=np.int64)
+        self.ignored = self.other = 0
+        self.sizes: list[tuple[int, int]] = []
+        self.channel_sum = self.channel_sq = None
+        self.channel_count = 0
+
+    def add(self, image: np.ndarray, mask: np.ndarray) -> None:
+        self.sizes.append((int(image.shape[0]), int(image.shape[1])))
         values = mask.astype(np.int64).ravel()
-        ignored += int((values == ignore_index).sum())
-        valid = values[(values >= 0) & (values < num_classes)]
-        class_pixels += np.bincount(valid, minlength=num_classes)[:num_classes]
-        other += int(values.size - valid.size) - int((values == ignore_index).sum())
+        ignored = int((values == self.ignore_index).sum())
+        valid = values[(values >= 0) & (values < self.num_classes)]
+        self.class_pixels += np.bincount(valid, minlength=self.num_classes)[: self.num_classes]
+        self.ignored += ignored
+        self.other += int(values.size - valid.size) - ignored
         pixels = unit_scale(image).reshape(-1, 1 if image.ndim == 2 else image.shape[-1])
-        if channel_sum is None:
-            channel_sum = np.zeros(pixels.shape[1])
-            channel_sq = np.zeros(pixels.shape[1])
-        channel_sum += pixels.sum(axis=0)
-        channel_sq += (pixels**2).sum(axis=0)
-        channel_count += pixels.shape[0]
-    total = int(class_pixels.sum())
-    frequency = (class_pixels / total).tolist() if total else [0.0] * num_classes
-    return {
-        "samples": len(dataset),
-        "inspected": len(indices),
-        "size_min": [min(heights), min(widths)] if heights else None,
-        "size_max": [max(heights), max(widths)] if heights else None,
-        "class_pixels": class_pixels.tolist(),
-        "class_frequency": frequency,
-        "ignored_pixels": ignored,
-        "other_pixels": other,  # neither a class nor ignore_index (check_data reports them)
-        "_channel_sums": (channel_sum, channel_sq, channel_count),
-    }
+        if self.channel_sum is None:
+            self.channel_sum = np.zeros(pixels.shape[1])
+            self.channel_sq = np.zeros(pixels.shape[1])
+        self.channel_sum += pixels.sum(axis=0)
+        self.channel_sq += (pixels**2).sum(axis=0)
+        self.channel_count += pixels.shape[0]
+
+    def channel_sums(self) -> tuple:
+        return self.channel_sum, self.channel_sq, self.channel_count
+
+    def summary(self) -> dict:
+        total = int(self.class_pixels.sum())
+        frequency = (self.class_pixels / total).tolist() if total else [0.0] * self.num_classes
+        low, high = size_range(self.sizes) if self.sizes else (None, None)
+        return {
+            "samples": self.samples,
+            "inspected": len(self.sizes),
+            "size_min": list(low) if low else None,  # the smallest and largest image sizes
+            "size_max": list(high) if high else None,
+            "class_pixels": self.class_pixels.tolist(),
+            "class_frequency": frequency,
+            "ignored_pixels": self.ignored,
+            "other_pixels": self.other,  # neither a class nor ignore_index (check_data reports)
+        }
 
 
 def median_frequency_weights(frequency: list[float]) -> list[float]:
@@ -114,6 +123,15 @@ def channel_mean_std(sums) -> tuple[list[float], list[float]]:
 
 def format_list(values: list[float], digits: int = 4) -> str:
     return "[" + ",".join(f"{round(v, digits):g}" for v in values) + "]"
+
+
+def suggested_overrides(mean, std, weights) -> list[str]:
+    """The overrides to paste (quoted where bash would split them)."""
+    return [
+        f"'data.mean={format_list(mean)}'",
+        f"'data.std={format_list(std)}'",
+        f"'loss.class_weights={format_list(weights)}'",
+    ]
 
 
 def save_samples(datamodule, path: Path, num_samples: int) -> Path | None:
@@ -204,6 +222,7 @@ def inspect_data(
     num_samples: int = 8,
     max_samples: int | None = None,
     show: bool = True,
+    check: bool = False,
 ) -> dict[str, Any]:
     """Statistics of every split of ``datamodule`` and a grid of augmented train samples.
 
@@ -213,37 +232,37 @@ def inspect_data(
         num_samples: train samples drawn into ``samples.png`` (with the train augmentation).
         max_samples: samples read per split for the statistics, evenly spaced (None = all).
         show: print the table and the suggested overrides.
+        check: raise :class:`~seglab.data.DataCheckError` on data problems. Either way the
+            samples are checked and counted in one pass (``check_data`` with a ``visit``).
 
     Returns the content of ``summary.json``: per split ``samples``, ``inspected``,
-    ``size_min`` / ``size_max`` ([H, W]), ``class_pixels``, ``class_frequency`` (over the class
-    pixels: ``ignore_index`` excluded; sums to 1), ``ignored_pixels``; ``class_weights`` (median
-    frequency balancing on train: ``median(freq) / freq_c``), ``mean`` / ``std`` (per channel of
-    the raw train images on the 0..1 scale) and ``overrides`` (the matching command-line
-    overrides).
+    ``size_min`` / ``size_max`` (smallest / largest image, [H, W]), ``class_pixels``,
+    ``class_frequency`` (over the class pixels: ``ignore_index`` excluded; sums to 1),
+    ``ignored_pixels``; ``class_weights`` (median frequency balancing on train:
+    ``median(freq) / freq_c``), ``mean`` / ``std`` (per channel of the raw train images on the
+    0..1 scale) and ``overrides`` (the matching command-line overrides, quoted for a shell).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    num_classes, ignore_index = datamodule.num_classes, datamodule.ignore_index
-    splits: dict[str, dict] = {}
-    for name in SPLITS:
-        dataset = datamodule.datasets.get(name)
-        if dataset is None:
-            continue
-        indices = spaced_indices(len(dataset), max_samples)
-        splits[name] = split_stats(dataset, num_classes, ignore_index, indices)
-    mean, std = channel_mean_std(splits["train"].pop("_channel_sums"))
-    for split in splits.values():
-        split.pop("_channel_sums", None)
+    stats = {
+        name: SplitStats(len(dataset), datamodule.num_classes, datamodule.ignore_index)
+        for name, dataset in datamodule.datasets.items()
+    }
+    check_data(
+        datamodule,
+        max_samples,
+        show=False,
+        visit=lambda split, image, mask: stats[split].add(image, mask),
+        strict=check,
+    )
+    splits = {name: stats[name].summary() for name in SPLITS if name in stats}
+    mean, std = channel_mean_std(stats["train"].channel_sums())
     weights = median_frequency_weights(splits["train"]["class_frequency"])
-    overrides = [
-        f"data.mean={format_list(mean)}",
-        f"data.std={format_list(std)}",
-        f"'loss.class_weights={format_list(weights)}'",
-    ]
+    overrides = suggested_overrides(mean, std, weights)
     samples_png = save_samples(datamodule, output_dir / "samples.png", num_samples)
     summary = {
         "class_names": list(datamodule.class_names),
-        "ignore_index": ignore_index,
+        "ignore_index": datamodule.ignore_index,
         "in_channels": datamodule.in_channels,
         "splits": splits,
         "class_weights": weights,
@@ -267,14 +286,13 @@ def main(cfg: DictConfig) -> None:
         L.seed_everything(cfg.seed)
     log.info("Instantiating data <%s>", cfg.data._target_)
     datamodule = hydra.utils.instantiate(cfg.data)
-    if cfg.get("check_data", True):
-        check_data(datamodule, max_samples=cfg.get("check_data_samples"), show=False)
     options = cfg.get("inspect") or {}
     inspect_data(
         datamodule,
         cfg.paths.output_dir,
         num_samples=options.get("num_samples", 8),
         max_samples=options.get("max_samples"),
+        check=cfg.get("check_data", True),
     )
 
 

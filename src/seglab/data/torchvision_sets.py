@@ -1,7 +1,8 @@
 """Standard datasets through torchvision: Oxford-IIIT Pet (trimaps) and Pascal VOC (palette masks).
 
 Both yield raw ``{"image": uint8 H x W x C, "mask": uint8 H x W}`` samples in seglab's mask
-convention (class indices, ``255`` = ignore) and leave augmentation to the DataModule. Files are
+convention (class indices, ``ignore_index`` = ignore) and leave augmentation to the DataModule;
+the data rules are checked by ``seglab.data.validation``. Files are
 read from torchvision's layouts under ``root``::
 
     root/oxford-iiit-pet/images/<id>.jpg
@@ -21,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from seglab.data.io import invalid_mask_values
+from seglab.data.io import FileError
+from seglab.data.validation import Source
 
-IGNORE_INDEX = 255
 VOC_CLASSES = (
     "background",
     "aeroplane",
@@ -53,10 +54,10 @@ PET_BORDERS = ("ignore", "class")
 def _not_found(name: str, root: Path, expected: str, archives: str) -> FileNotFoundError:
     shown = root if root.is_absolute() else f"{root} ({root.resolve()})"
     return FileNotFoundError(
-        f"{name} not found under data.root={shown}: expected {expected}. Set data.download=true "
-        f"to let torchvision download it there (needs network), or extract {archives} into that "
-        "folder yourself, or point data.root (default: $SEGLAB_DATA, else ./data) at the folder "
-        "that holds it"
+        f"{name} not found under data.dataset.root={shown}: expected {expected}. Set "
+        "data.dataset.download=true to let torchvision download it there (needs network), or "
+        f"extract {archives} into that folder yourself, or point data.dataset.root (default: "
+        "$SEGLAB_DATA, else ./data) at the folder that holds it"
     )
 
 
@@ -71,6 +72,31 @@ def _check_class_names(class_names: Sequence[str] | None, expected: Sequence[str
 def _to_array(image, channels: int) -> np.ndarray:
     array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
     return array[..., None] if array.ndim == 2 else array
+
+
+def _check_channels(channels: int) -> None:
+    if channels not in (1, 3):
+        raise ValueError(f"channels={channels} must be 1 or 3 (data.in_channels)")
+
+
+def _source(image, mask, root: Path) -> Source:
+    image, mask = Path(image), Path(mask)
+    shown = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in (image, mask)]
+    return Source(*shown, (image, mask))
+
+
+def _check_pet_options(split, subset, val_fraction, border, channels) -> None:
+    if split not in ("trainval", "test"):
+        raise ValueError(f"split={split!r} must be 'trainval' or 'test'")
+    if subset not in (None, "train", "val"):
+        raise ValueError(f"subset={subset!r} must be null, 'train' or 'val'")
+    if subset is not None and split != "trainval":
+        raise ValueError(f"subset={subset!r} splits trainval: use split='trainval' or subset=null")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
+    if border not in PET_BORDERS:
+        raise ValueError(f"border={border!r} must be one of {PET_BORDERS}")
+    _check_channels(channels)
 
 
 class OxfordPet(Dataset):
@@ -93,7 +119,10 @@ class OxfordPet(Dataset):
         border: ``"ignore"`` or ``"class"``.
         channels: 3 (RGB) or 1 (gray).
         class_names: if given, checked against the number of classes ``border`` gives.
+        ignore_index: the mask value of the border band with ``border="ignore"``.
     """
+
+    maps_masks = True  # trimaps are decoded here
 
     def __init__(
         self,
@@ -106,28 +135,17 @@ class OxfordPet(Dataset):
         border: str = "ignore",
         channels: int = 3,
         class_names: Sequence[str] | None = None,
+        ignore_index: int = 255,
     ):
         from torchvision.datasets import OxfordIIITPet
 
-        if split not in ("trainval", "test"):
-            raise ValueError(f"split={split!r} must be 'trainval' or 'test'")
-        if subset not in (None, "train", "val"):
-            raise ValueError(f"subset={subset!r} must be null, 'train' or 'val'")
-        if subset is not None and split != "trainval":
-            raise ValueError(
-                f"subset={subset!r} splits trainval: use split='trainval' or subset=null"
-            )
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
-        if border not in PET_BORDERS:
-            raise ValueError(f"border={border!r} must be one of {PET_BORDERS}")
-        if channels not in (1, 3):
-            raise ValueError(f"channels={channels} must be 1 or 3")
+        _check_pet_options(split, subset, val_fraction, border, channels)
         names = ["background", "pet"] + (["border"] if border == "class" else [])
         _check_class_names(
             class_names,
             names,
-            "border=class needs data.class_names=[background,pet,border], border=ignore two names",
+            "border=class needs 'data.class_names=[background,pet,border]', border=ignore two "
+            "names",
         )
         self.root = Path(root).expanduser()
         base = self.root / "oxford-iiit-pet"
@@ -145,8 +163,8 @@ class OxfordPet(Dataset):
         self.split, self.subset, self.border, self.channels = split, subset, border, channels
         self.class_names = names
         # trimap value -> class index; anything else is reported in __getitem__
-        self._table = np.full(256, -1, dtype=np.int16)
-        self._table[[1, 2, 3]] = [1, 0, IGNORE_INDEX if border == "ignore" else 2]
+        self._table = np.full(256, -1, dtype=np.int64)
+        self._table[[1, 2, 3]] = [1, 0, ignore_index if border == "ignore" else 2]
         indices = np.arange(len(self._dataset))
         if subset is not None:
             order = np.random.default_rng(seed).permutation(len(indices))
@@ -167,6 +185,10 @@ class OxfordPet(Dataset):
         data = self._dataset
         return [Path(p) for i in self.indices for p in (data._images[i], data._segs[i])]
 
+    def source(self, index: int) -> Source:
+        i = self.indices[index]
+        return _source(self._dataset._images[i], self._dataset._segs[i], self.root)
+
     def __len__(self) -> int:
         return len(self.indices)
 
@@ -176,23 +198,21 @@ class OxfordPet(Dataset):
         mask = self._table[np.asarray(trimap)]
         if mask.ndim != 2 or (mask < 0).any():
             values = sorted(set(np.unique(np.asarray(trimap)).tolist()) - {1, 2, 3})
-            raise ValueError(
+            raise FileError(
+                path,
                 f"trimap {path} holds values {values or np.asarray(trimap).shape} besides 1 (pet), "
-                "2 (background) and 3 (border): replace the file with the original trimap"
+                "2 (background) and 3 (border): replace the file with the original trimap",
             )
         image = _to_array(image, self.channels)
-        if image.shape[:2] != mask.shape:
-            raise ValueError(
-                f"image and trimap {path} differ in size: {image.shape} vs {mask.shape}"
-            )
-        return {"image": image, "mask": mask.astype(np.uint8)}
+        dtype = np.uint8 if mask.max(initial=0) <= 255 else np.int64
+        return {"image": image, "mask": mask.astype(dtype)}
 
 
 class PascalVOC(Dataset):
     """Pascal VOC segmentation (`torchvision.datasets.VOCSegmentation`): 21 classes.
 
     The palette PNGs of ``SegmentationClass/`` already hold class indices 0..20 (``VOC_CLASSES``);
-    their void outlines (255) stay 255 = ignore_index. Test labels were never published: use
+    their void outlines (255) become ``ignore_index``. Test labels were never published: use
     ``image_set="val"`` for testing.
 
     Args:
@@ -202,7 +222,11 @@ class PascalVOC(Dataset):
         download: let torchvision download and extract the archive (needs network, ~2 GB for
             2012); skipped when ``VOCdevkit/VOC<year>`` already exists.
         class_names: if given, checked to be 21 names.
+        channels: 3 (RGB) or 1 (gray).
+        ignore_index: what the void outlines (255) become.
     """
+
+    maps_masks = True  # palette PNGs whose values are class indices
 
     def __init__(
         self,
@@ -211,6 +235,8 @@ class PascalVOC(Dataset):
         image_set: str = "train",
         download: bool = False,
         class_names: Sequence[str] | None = None,
+        channels: int = 3,
+        ignore_index: int = 255,
     ):
         from torchvision.datasets import VOCSegmentation
         from torchvision.datasets.voc import DATASET_YEAR_DICT
@@ -221,6 +247,7 @@ class PascalVOC(Dataset):
         if image_set not in ("train", "val", "trainval"):
             raise ValueError(f"image_set={image_set!r} must be 'train', 'val' or 'trainval'")
         _check_class_names(class_names, VOC_CLASSES, "keep the 21 VOC class names")
+        _check_channels(channels)
         self.root = Path(root).expanduser()
         base = self.root / DATASET_YEAR_DICT[year]["base_dir"]
         exists = base.is_dir()
@@ -235,13 +262,14 @@ class PascalVOC(Dataset):
         if exists and not split_file.is_file():
             raise FileNotFoundError(
                 f"{split_file} is missing: the VOC folder {base} is incomplete; extract "
-                f"{DATASET_YEAR_DICT[year]['filename']} again (or set data.download=true)"
+                f"{DATASET_YEAR_DICT[year]['filename']} again (or set data.dataset.download=true)"
             )
         # download only when missing: torchvision would otherwise re-extract the archive
         self._dataset = VOCSegmentation(
             str(self.root), year=year, image_set=image_set, download=download and not exists
         )
         self.year, self.image_set = year, image_set
+        self.channels, self.ignore_index = channels, ignore_index
         self.class_names = list(VOC_CLASSES)
 
     @property
@@ -250,6 +278,9 @@ class PascalVOC(Dataset):
         data = self._dataset
         return [Path(p) for pair in zip(data.images, data.masks, strict=True) for p in pair]
 
+    def source(self, index: int) -> Source:
+        return _source(self._dataset.images[index], self._dataset.masks[index], self.root)
+
     def __len__(self) -> int:
         return len(self._dataset)
 
@@ -257,18 +288,13 @@ class PascalVOC(Dataset):
         image, target = self._dataset[index]
         path = self._dataset.masks[index]
         if target.mode not in ("P", "L"):
-            raise ValueError(
+            raise FileError(
+                path,
                 f"VOC mask {path} has Pillow mode {target.mode!r}; expected the original palette "
-                "PNG (mode P) whose pixel values are class indices"
+                "PNG (mode P) whose pixel values are class indices",
             )
         mask = np.asarray(target, dtype=np.uint8)
-        bad = invalid_mask_values(mask, len(VOC_CLASSES), IGNORE_INDEX)
-        if bad:
-            raise ValueError(
-                f"VOC mask {path} holds values {bad} that are neither classes 0..20 nor "
-                "void 255: replace it with the original SegmentationClass PNG"
-            )
-        image = _to_array(image, 3)
-        if image.shape[:2] != mask.shape:
-            raise ValueError(f"image and mask {path} differ in size: {image.shape} vs {mask.shape}")
-        return {"image": image, "mask": mask}
+        if self.ignore_index != 255:
+            mask = np.where(mask == 255, self.ignore_index, mask)
+            mask = mask.astype(np.uint8 if self.ignore_index <= 255 else np.int64)
+        return {"image": _to_array(image, self.channels), "mask": mask}
