@@ -46,8 +46,9 @@ def argmax_mask(probabilities: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     """(K, H, W) -> (H, W) ``dtype`` class indices, a block of rows at a time."""
     height = probabilities.shape[-2]
     mask = np.empty(probabilities.shape[-2:], dtype=dtype)
+    small = torch.uint8 if dtype == np.uint8 else torch.int32  # fewer bytes back from a GPU
     for top in range(0, height, ARGMAX_ROWS):
-        block = probabilities[:, top : top + ARGMAX_ROWS].argmax(0)
+        block = probabilities[:, top : top + ARGMAX_ROWS].argmax(0).to(small)
         mask[top : top + ARGMAX_ROWS] = block.cpu().numpy()
     return mask
 
