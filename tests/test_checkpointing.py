@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from seglab.checkpoints import LastCheckpoint
+from seglab.tracking.mode import WandbMode
 from seglab.train import run_task
 
 from .helpers.runs import metric_rows
@@ -57,7 +58,9 @@ def test_wandb_aliases_best_the_best_checkpoint_and_latest_the_last(tiny_cfg, mo
         return log_artifact(run, artifact, *args, aliases=aliases, **kwargs)
 
     monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log_artifact", record)
-    monkeypatch.setattr("seglab.train.ensure_wandb_mode", lambda: "online")
+    monkeypatch.setattr(
+        "seglab.tracking.run.ensure_wandb_mode", lambda: WandbMode("online", "credentials found")
+    )
     run_task(tiny_cfg("logger=wandb", "test=false", *WORSENING))
     holder = {alias: name for name, aliases in logged for alias in aliases}
     assert holder["best"].startswith("epoch_000") and holder["latest"] == "last.ckpt", logged
