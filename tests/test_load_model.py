@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 
 import hydra
 import numpy as np
@@ -119,7 +120,7 @@ def test_forged_target_is_refused(run_dir, tmp_path, target):
 
 def test_bad_files_and_wrong_expectations(run_dir, tmp_path):
     truncated = tmp_path / "truncated.ckpt"
-    data = open(best_path(run_dir), "rb").read()
+    data = Path(best_path(run_dir)).read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated, or is not a torch checkpoint"):
         seglab.load_model(truncated)
