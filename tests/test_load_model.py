@@ -144,3 +144,25 @@ def test_weights_that_do_not_fit_the_card(run_dir, tmp_path):
     torch.save(content, changed)
     with pytest.raises(CheckpointError, match="does not fit the configured UNet"):
         seglab.load_model(changed, device="cpu")
+
+
+def test_card_palette_from_the_data_and_plain_round_trip(tmp_path):
+    from seglab.inference.card import ModelCard, default_palette
+    from seglab.models import UNet
+
+    net = UNet(in_channels=3, num_classes=2, depth=2, base_width=4)
+    data = {
+        "class_names": ["background", "road"],
+        "mean": [0.4, 0.5, 0.6],
+        "std": 0.2,
+        "dataset": {"palette": {"background": [0, 0, 0], 1: [255, 0, 0]}, "max_value_16bit": 4095},
+    }
+    card = ModelCard.from_training(net, data)
+    assert card.palette == [[0, 0, 0], [255, 0, 0]]
+    assert card.std == [0.2] and card.max_value_16bit == 4095.0 and card.in_channels == 3
+    partial = {**data, "dataset": {"palette": {"road": [255, 0, 0]}}}
+    assert ModelCard.from_training(net, partial).palette == default_palette(2)
+    stored = {**card.to_dict(), "added_later": 1}  # a newer seglab's key is ignored
+    assert ModelCard.from_dict(stored) == card
+    torch.save({"seglab": card.to_dict()}, tmp_path / "card.pt")  # plain types only:
+    assert torch.load(tmp_path / "card.pt", weights_only=True)["seglab"] == card.to_dict()
