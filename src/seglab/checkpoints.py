@@ -85,6 +85,13 @@ def check_fits(ckpt_path: str | Path | None, net: torch.nn.Module, prefix: str =
         for key, value in read_checkpoint(ckpt_path)["state_dict"].items()
         if key.startswith(prefix)
     }
+    check_weights(ckpt_path, saved, net, prefix)
+
+
+def check_weights(
+    ckpt_path: str | Path, saved: dict[str, Any], net: torch.nn.Module, prefix: str = "net."
+) -> None:
+    """:func:`check_fits` on weights already read (``saved``: without ``prefix``)."""
     expected = net.state_dict()
     differing = sorted(set(saved) ^ set(expected))
     if differing:

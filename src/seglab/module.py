@@ -6,12 +6,16 @@ Logged names: ``<stage>/loss``, ``<stage>/iou``, ``<stage>/dice``, ``<stage>/acc
 ``val/dice_best``, the best validation Dice so far. The latest confusion matrix of each stage (pixel
 counts, rows = true class) is kept in ``confusion_matrices[stage]`` for callbacks to report.
 A non-finite training loss stops the run with :class:`FloatingPointError` (the run diverged).
+Every checkpoint carries the ``card`` (a :class:`seglab.inference.card.ModelCard`: network config,
+classes, normalisation, ...) under ``checkpoint["seglab"]``, so that it is usable without the
+training config (``seglab.load_model``).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -20,6 +24,9 @@ from torchmetrics import MaxMetric, MeanMetric
 
 from seglab.metrics import segmentation_metrics
 from seglab.models.base import SegmentationNet
+
+if TYPE_CHECKING:
+    from seglab.inference.card import ModelCard
 
 # Epoch values are synchronised by torchmetrics before they are logged (see _log_epoch_metrics).
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
@@ -41,6 +48,7 @@ class SegmentationModule(L.LightningModule):
         scheduler: optional factory ``scheduler(optimizer=...)``, stepped once per epoch.
         class_names: one name per class index, used in per-class metric names.
         ignore_index: target value excluded from the metrics (the loss has its own setting).
+        card: what inference needs (``ModelCard``), saved in every checkpoint; None saves none.
     """
 
     def __init__(
@@ -51,8 +59,10 @@ class SegmentationModule(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         class_names: Sequence[str] = ("background", "foreground"),
         ignore_index: int = 255,
+        card: ModelCard | None = None,
     ):
         super().__init__()
+        self.card = card
         self.net = net
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -141,6 +151,10 @@ class SegmentationModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(batch["image"]).softmax(dim=1)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.card is not None:
+            checkpoint["seglab"] = self.card.to_dict()
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

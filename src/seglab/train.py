@@ -17,12 +17,13 @@ import hydra
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seglab import tracking
 from seglab.checkpoints import check_fits
 from seglab.config import CONFIG_DIR
 from seglab.data.checks import check_data
+from seglab.inference.card import ModelCard
 from seglab.models.base import SegmentationNet
 from seglab.module import SegmentationModule
 from seglab.preflight import check_config
@@ -92,6 +93,7 @@ def instantiate(cfg: DictConfig) -> Objects:
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         class_names=datamodule.class_names,
         ignore_index=datamodule.ignore_index,
+        card=ModelCard.from_training(net, OmegaConf.to_container(cfg.data, resolve=True)),
     )
     callbacks = instantiate_named(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_named(cfg.get("logger"), "logger")

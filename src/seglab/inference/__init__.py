@@ -5,6 +5,7 @@ Depends only on a network's ``net(x)`` and its ``in_channels`` / ``num_classes``
 ``size_multiple``; tiling uses MONAI's ``sliding_window_inference``.
 """
 
+from seglab.inference.card import ModelCard
 from seglab.inference.predictor import Predictor, mask_dtype
 from seglab.inference.preprocessing import Preprocessing
 from seglab.inference.writers import (
@@ -15,6 +16,7 @@ from seglab.inference.writers import (
 )
 
 __all__ = [
+    "ModelCard",
     "Predictor",
     "Preprocessing",
     "mask_dtype",

@@ -1,0 +1,6 @@
+"""Predict masks with a trained model: ``python predict.py ckpt_path=... input=... output=...``."""
+
+from seglab.predict import main
+
+if __name__ == "__main__":
+    main()
