@@ -6,9 +6,14 @@ wheel carries the same files as ``seglab/conf``.
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
 _PACKAGED = Path(__file__).resolve().parent / "conf"
 _CHECKOUT = Path(__file__).resolve().parents[2] / "conf"
@@ -22,3 +27,58 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+# Config keys that moved: an override using one gets a message naming the new key instead of
+# Hydra's bare "Key 'root' is not in struct"; data.datasets.<split>.<option> too.
+RENAMED_KEYS = {"data.root": "data.dataset.root", "data.download": "data.dataset.download"}
+
+
+class RenamedKeyError(SystemExit):
+    """An override uses a config key that seglab renamed; the message names the new key."""
+
+
+def renamed_key_fix(override: str) -> str | None:
+    """The override to use instead of ``override``, or None when its key was not renamed."""
+    key, _, value = override.lstrip("+~").partition("=")
+    value = value or "..."
+    if key in RENAMED_KEYS:
+        return f"'{RENAMED_KEYS[key]}={value}'"
+    if key.startswith("data.datasets."):
+        split, _, option = key.removeprefix("data.datasets.").partition(".")
+        return f"'data.splits.{split}.{option}={value}' or, for every split, " + (
+            f"'data.dataset.{option}={value}'"
+        )
+    return None
+
+
+def check_renamed_keys(overrides: Sequence[str]) -> None:
+    """Stop with one line naming the new key when an override uses a renamed one."""
+    for override in overrides:
+        fix = renamed_key_fix(override)
+        if fix:
+            key = override.lstrip("+~").partition("=")[0]
+            raise RenamedKeyError(
+                f"{key} was renamed: use {fix} (dataset options live under data.dataset, "
+                "per-split ones under data.splits; see README 'Your own data: data=folder')"
+            )
+
+
+def hydra_task(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """``@hydra.main`` for a seglab task reading ``conf/<config_name>.yaml``, which first refuses
+    renamed config keys with a message naming the new ones (Hydra would fail on them with
+    "Key ... is not in struct" alone)."""
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+        hydra_main = hydra.main(
+            version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name
+        )(task)
+
+        @functools.wraps(task)
+        def main() -> Any:
+            check_renamed_keys(sys.argv[1:])
+            return hydra_main()
+
+        return main
+
+    return decorate

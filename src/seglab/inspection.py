@@ -26,7 +26,7 @@ import rich
 import rich.table
 from omegaconf import DictConfig
 
-from seglab.config import CONFIG_DIR
+from seglab.config import hydra_task
 from seglab.data.checks import check_data
 from seglab.data.validation import shorten, size_range
 from seglab.utils.overlay import (
@@ -277,7 +277,7 @@ def inspect_data(
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="inspect")
+@hydra_task("inspect")
 def main(cfg: DictConfig) -> None:
 
     if cfg.get("seed") is not None:

@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from seglab.config import CONFIG_DIR
+from seglab.config import hydra_task
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     return {"rows": rows, "skipped": [str(path) for path, _ in skipped]}
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
+@hydra_task("predict")
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab import tracking
 from seglab.checkpoints import check_fits
-from seglab.config import CONFIG_DIR
+from seglab.config import hydra_task
 from seglab.data.checks import check_data
 from seglab.inference.card import ModelCard
 from seglab.models.base import SegmentationNet
@@ -162,7 +162,7 @@ def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
     return metrics[name]
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@hydra_task("train")
 def main(cfg: DictConfig) -> float | None:
     metrics = run_task(cfg)
     return metric_value(metrics, cfg.get("optimized_metric"))
