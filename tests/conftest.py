@@ -96,3 +96,13 @@ def run_train_script(
     if check:
         assert result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory) -> Path:
+    """One finished tiny run of the real train.py (CSV logger, no test stage), shared by the tests
+    that load or predict with its checkpoints (they must not change its files)."""
+    cwd = tmp_path_factory.mktemp("tiny_run")
+    run_train_script([*TINY, "logger=csv", "test=false"], cwd=cwd, check=True)
+    (run,) = (cwd / "logs" / "train" / "runs").iterdir()
+    return run

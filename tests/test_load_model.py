@@ -15,16 +15,6 @@ from omegaconf import OmegaConf
 import seglab
 from seglab.checkpoints import CheckpointError
 from seglab.inference import Predictor
-from tests.conftest import TINY, run_train_script
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A tiny run of the real train.py (CSV logger, no test stage)."""
-    cwd = tmp_path_factory.mktemp("train")
-    run_train_script([*TINY, "logger=csv", "test=false"], cwd=cwd, check=True)
-    (run,) = (cwd / "logs" / "train" / "runs").iterdir()
-    return run
 
 
 def best_path(run) -> str:
@@ -48,8 +38,8 @@ def val_sample(run, index: int = 0):
     return sample["image"], expected
 
 
-def test_every_checkpoint_carries_its_card(run_dir):
-    files = sorted((run_dir / "checkpoints").glob("*.ckpt"))
+def test_every_checkpoint_carries_its_card(tiny_run_dir):
+    files = sorted((tiny_run_dir / "checkpoints").glob("*.ckpt"))
     assert len(files) == 2  # the best epoch and last.ckpt
     for path in files:
         card = torch.load(path, weights_only=True)["seglab"]
@@ -64,9 +54,9 @@ def test_every_checkpoint_carries_its_card(run_dir):
         assert card["version"] == seglab.__version__
 
 
-def test_load_checkpoint_and_run_folder(run_dir, caplog):
-    image, expected = val_sample(run_dir)
-    predictor = seglab.load_model(best_path(run_dir), device="cpu")
+def test_load_checkpoint_and_run_folder(tiny_run_dir, caplog):
+    image, expected = val_sample(tiny_run_dir)
+    predictor = seglab.load_model(best_path(tiny_run_dir), device="cpu")
     assert isinstance(predictor, Predictor)
     assert predictor.class_names == ["background", "disc", "square", "triangle"]
     np.testing.assert_array_equal(predictor(image), expected)
@@ -75,24 +65,24 @@ def test_load_checkpoint_and_run_folder(run_dir, caplog):
     np.testing.assert_array_equal(probabilities.argmax(0), expected)
 
     with caplog.at_level(logging.INFO, logger="seglab.inference.loading"):
-        from_folder = seglab.load_model(run_dir, device="cpu", tta="flips")
-    assert str(from_folder.checkpoint_path) == best_path(run_dir)
+        from_folder = seglab.load_model(tiny_run_dir, device="cpu", tta="flips")
+    assert str(from_folder.checkpoint_path) == best_path(tiny_run_dir)
     assert "the best checkpoint recorded in last.ckpt" in caplog.text
     assert from_folder.tta == "flips"
 
 
-def test_run_folder_without_last_picks_the_epoch_checkpoint(run_dir, tmp_path):
+def test_run_folder_without_last_picks_the_epoch_checkpoint(tiny_run_dir, tmp_path):
     (tmp_path / "checkpoints").mkdir()
-    shutil.copy(best_path(run_dir), tmp_path / "checkpoints")
+    shutil.copy(best_path(tiny_run_dir), tmp_path / "checkpoints")
     predictor = seglab.load_model(tmp_path, device="cpu")
     assert predictor.checkpoint_path.name.startswith("epoch_")
 
 
-def test_old_checkpoint_loads_with_its_run_config(run_dir, tmp_path):
-    image, expected = val_sample(run_dir)
-    content = torch.load(best_path(run_dir), weights_only=True)
+def test_old_checkpoint_loads_with_its_run_config(tiny_run_dir, tmp_path):
+    image, expected = val_sample(tiny_run_dir)
+    content = torch.load(best_path(tiny_run_dir), weights_only=True)
     del content["seglab"]
-    old = run_dir / "checkpoints" / "old.ckpt"
+    old = tiny_run_dir / "checkpoints" / "old.ckpt"
     torch.save(content, old)
     try:
         predictor = seglab.load_model(old, device="cpu")
@@ -109,8 +99,8 @@ def test_old_checkpoint_loads_with_its_run_config(run_dir, tmp_path):
 @pytest.mark.parametrize(
     "target", ["os.system", "builtins.eval", "seglab.models.ResNetEncoder", "seglab.models.nope"]
 )
-def test_forged_target_is_refused(run_dir, tmp_path, target):
-    content = torch.load(best_path(run_dir), weights_only=True)
+def test_forged_target_is_refused(tiny_run_dir, tmp_path, target):
+    content = torch.load(best_path(tiny_run_dir), weights_only=True)
     content["seglab"]["net"]["_target_"] = target
     forged = tmp_path / "forged.ckpt"
     torch.save(content, forged)
@@ -118,9 +108,9 @@ def test_forged_target_is_refused(run_dir, tmp_path, target):
         seglab.load_model(forged, device="cpu")
 
 
-def test_bad_files_and_wrong_expectations(run_dir, tmp_path):
+def test_bad_files_and_wrong_expectations(tiny_run_dir, tmp_path):
     truncated = tmp_path / "truncated.ckpt"
-    data = Path(best_path(run_dir)).read_bytes()
+    data = Path(best_path(tiny_run_dir)).read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated, or is not a torch checkpoint"):
         seglab.load_model(truncated)
@@ -129,16 +119,19 @@ def test_bad_files_and_wrong_expectations(run_dir, tmp_path):
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         seglab.load_model(text)
     with pytest.raises(CheckpointError, match=r"trained for 4 classes .* not the num_classes=3"):
-        seglab.load_model(best_path(run_dir), num_classes=3)
+        seglab.load_model(best_path(tiny_run_dir), num_classes=3)
     with pytest.raises(CheckpointError, match=r"holds a seglab.models.unet.UNet, not the arch"):
-        seglab.load_model(best_path(run_dir), architecture="ResUNet")
-    assert seglab.load_model(best_path(run_dir), device="cpu", architecture="UNet").num_classes == 4
+        seglab.load_model(best_path(tiny_run_dir), architecture="ResUNet")
+    assert (
+        seglab.load_model(best_path(tiny_run_dir), device="cpu", architecture="UNet").num_classes
+        == 4
+    )
     with pytest.raises(FileNotFoundError, match="does not exist"):
         seglab.load_model(tmp_path / "missing")
 
 
-def test_weights_that_do_not_fit_the_card(run_dir, tmp_path):
-    content = torch.load(best_path(run_dir), weights_only=True)
+def test_weights_that_do_not_fit_the_card(tiny_run_dir, tmp_path):
+    content = torch.load(best_path(tiny_run_dir), weights_only=True)
     content["seglab"]["net"]["base_width"] = 8
     changed = tmp_path / "changed.ckpt"
     torch.save(content, changed)

@@ -13,15 +13,7 @@ from PIL import Image
 import seglab
 from seglab.data.io import read_image
 from seglab.inference import read_probabilities
-from tests.conftest import REPO_ROOT, TINY, run_train_script, train_script_env
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("train")
-    run_train_script([*TINY, "logger=csv", "test=false"], cwd=cwd, check=True)
-    (run,) = (cwd / "logs" / "train" / "runs").iterdir()
-    return run
+from tests.conftest import REPO_ROOT, train_script_env
 
 
 @pytest.fixture
@@ -51,15 +43,15 @@ def run_predict(args: list[str], cwd) -> subprocess.CompletedProcess:
     )
 
 
-def test_predict_a_folder(run_dir, images, tmp_path):
+def test_predict_a_folder(tiny_run_dir, images, tmp_path):
     out = tmp_path / "out"
     result = run_predict(
-        [f"ckpt_path={run_dir}", f"input={images}", f"output={out}", "save_probabilities=npy"],
+        [f"ckpt_path={tiny_run_dir}", f"input={images}", f"output={out}", "save_probabilities=npy"],
         cwd=tmp_path,
     )
     logs = result.stdout + result.stderr
     assert result.returncode == 0, logs[-4000:]
-    predictor = seglab.load_model(run_dir, device="cpu")
+    predictor = seglab.load_model(tiny_run_dir, device="cpu")
     for stem, shape in (("rgb", (36, 48)), ("gray16", (31, 17))):
         mask = np.asarray(Image.open(out / f"{stem}.png"))
         assert mask.shape == shape and mask.dtype == np.uint8 and mask.max() < 4
@@ -85,9 +77,9 @@ def test_predict_a_folder(run_dir, images, tmp_path):
     assert "| image |" in logs  # the table is printed
 
 
-def test_predict_one_file_tiled_with_tta(run_dir, images, tmp_path):
+def test_predict_one_file_tiled_with_tta(tiny_run_dir, images, tmp_path):
     out = tmp_path / "out"
-    ckpt = next((run_dir / "checkpoints").glob("epoch_*.ckpt"))
+    ckpt = next((tiny_run_dir / "checkpoints").glob("epoch_*.ckpt"))
     args = [f"ckpt_path={ckpt}", f"input={images}/gray*.png", f"output={out}", "tta=d4"]
     result = run_predict([*args, "tile_size=8", "save_probabilities=tiff"], cwd=tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -98,11 +90,11 @@ def test_predict_one_file_tiled_with_tta(run_dir, images, tmp_path):
     assert not (out / "rgb.png").exists()
 
 
-def test_unwritable_output_stops_before_any_work(run_dir, images, tmp_path):
+def test_unwritable_output_stops_before_any_work(tiny_run_dir, images, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     result = run_predict(
-        [f"ckpt_path={run_dir}", f"input={images}", f"output={blocker}/out"], cwd=tmp_path
+        [f"ckpt_path={tiny_run_dir}", f"input={images}", f"output={blocker}/out"], cwd=tmp_path
     )
     assert result.returncode == 1
     assert f"output={blocker}/out cannot be written" in result.stderr
@@ -110,14 +102,14 @@ def test_unwritable_output_stops_before_any_work(run_dir, images, tmp_path):
     assert "Loading" not in result.stdout + result.stderr  # no checkpoint was read
 
 
-def test_bad_settings_name_the_key(run_dir, tmp_path):
+def test_bad_settings_name_the_key(tiny_run_dir, tmp_path):
     result = run_predict(
-        [f"ckpt_path={run_dir}", f"input={tmp_path}/none*.png", f"output={tmp_path}/o"],
+        [f"ckpt_path={tiny_run_dir}", f"input={tmp_path}/none*.png", f"output={tmp_path}/o"],
         cwd=tmp_path,
     )
     assert result.returncode == 1 and "names no files" in result.stderr
     result = run_predict(
-        [f"ckpt_path={run_dir}", f"input={tmp_path}", "output=o", "save_probabilities=csv"],
+        [f"ckpt_path={tiny_run_dir}", f"input={tmp_path}", "output=o", "save_probabilities=csv"],
         cwd=tmp_path,
     )
     assert result.returncode == 1 and "save_probabilities=csv is not known" in result.stderr
