@@ -1,12 +1,14 @@
 """``last.ckpt`` holds the latest completed epoch, the best checkpoint stays the best, and
 resuming from ``last.ckpt`` continues after the final epoch (issue 10, item 2)."""
 
+import errno
 from pathlib import Path
 
 import pytest
 import torch
 
-from seglab.checkpoints import LastCheckpoint
+from seglab.checkpoint_io import CheckpointSaveError
+from seglab.checkpoints import LastCheckpoint, read_checkpoint
 from seglab.tracking.mode import WandbMode
 from seglab.train import run_task
 
@@ -69,3 +71,26 @@ def test_wandb_aliases_best_the_best_checkpoint_and_latest_the_last(tiny_cfg, mo
 def test_last_checkpoint_every_zero_epochs_names_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"every_n_epochs=0 must be at least 1: .*=null"):
         LastCheckpoint(tmp_path, every_n_epochs=0)
+
+
+def test_a_save_that_fails_half_way_keeps_the_previous_last_checkpoint(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    save = torch.save
+    folder = tmp_path / "checkpoints"
+
+    def disk_full_after_epoch_0(checkpoint, file, *args, **kwargs):
+        if checkpoint["epoch"] == 0 or ".last.ckpt" not in str(getattr(file, "name", "")):
+            return save(checkpoint, file, *args, **kwargs)
+        file.write(b"PK\x03\x04" + bytes(1000))  # some bytes, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full_after_epoch_0)
+    message = (
+        rf"could not save checkpoint last.ckpt in {folder} \(No space left on device; "
+        r"[\d.]+ GB free of [\d.]+ GB\); the previous last.ckpt is kept: free some space"
+    )
+    with pytest.raises(CheckpointSaveError, match=message):
+        run_task(tiny_cfg("test=false"))
+    assert read_checkpoint(folder / "last.ckpt")["epoch"] == 0  # loadable, epoch 0's
+    assert not [p.name for p in folder.iterdir() if not p.name.endswith(".ckpt")]

@@ -72,6 +72,11 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
             rf"hydra\.run\.dir={a_file}/logs/\S+ cannot "
             r"be created: .* is a file, not a folder",
         ),
+        "checkpoint_dir": (
+            [f"callbacks.model_checkpoint.dirpath={a_file}/checkpoints"],
+            rf"callbacks\.model_checkpoint\.dirpath={a_file}/checkpoints cannot be created: "
+            r".* is a file, not a folder: .*callbacks\.model_checkpoint\.dirpath=",
+        ),
         "garbage": ([f"ckpt_path={garbage}"], f"ckpt_path={garbage} {unreadable}"),
         "truncated": ([f"ckpt_path={truncated}"], f"ckpt_path={truncated} {unreadable}"),
         "classes": (

@@ -65,6 +65,7 @@ def check_config(cfg: DictConfig) -> None:
     output_dir = OmegaConf.select(cfg, "paths.output_dir")
     if output_dir:
         check_writable(output_dir, "paths.output_dir", "paths.log_dir=<a writable folder>")
+    check_callback_folders(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and Path(ckpt_path).is_file():  # a path that does not exist is named elsewhere
         read_checkpoint(ckpt_path)
@@ -151,6 +152,16 @@ def check_writable(path: str | Path, key: str, example: str) -> None:
             f"{key}={path} cannot be created: {reason}: choose a folder you can write, e.g. "
             f"{command(example)}"
         )
+
+
+def check_callback_folders(cfg: DictConfig) -> None:
+    """The folders callbacks write into (``callbacks.<name>.dirpath``: checkpoints, predictions,
+    reports) can be created: a checkpoint folder that cannot would fail after the first epoch."""
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        dirpath = OmegaConf.select(callback, "dirpath") if isinstance(callback, DictConfig) else None
+        if dirpath:
+            key = f"callbacks.{name}.dirpath"
+            check_writable(dirpath, key, f"{key}=<a writable folder>")
 
 
 class OutputDirCheck(Callback):
