@@ -152,9 +152,11 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_checkpoints(
 
     monkeypatch.setattr(DiceCELoss, "forward", diverge_after_epoch_0)
     monkeypatch.setattr(SegmentationModule, "on_train_epoch_start", note_epoch)
-    with pytest.raises(FloatingPointError, match=r"training diverged .*Lower optimizer.lr"):
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    message = rf"diverged .*Lower optimizer.lr.* last good checkpoint: {last.parent}/\S+\.ckpt "
+    with pytest.raises(FloatingPointError, match=message):
         run_task(tiny_cfg())
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # epoch 0's checkpoint is kept
+    assert last.is_file()  # epoch 0's checkpoint is kept
 
 
 def test_exit_codes_of_errors_and_interruptions():

@@ -20,7 +20,6 @@ move copies into the target in place: a failure half-way leaves a truncated ``la
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from hydra.errors import CompactHydraException
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-TEMPORARY_SUFFIX = ".tmp"
+from seglab.utils.files import write_atomically
 
 
 class CheckpointSaveError(CompactHydraException, OSError):
@@ -59,31 +58,6 @@ def save_error(path: Path, error: OSError) -> CheckpointSaveError:
         f"could not save checkpoint {path.name} in {folder} ({error.strerror or error}; "
         f"{free_space(folder)}){kept}: {fix}"
     )
-
-
-def write_atomically(path: Path, write) -> None:
-    """``write(file)`` into ``<folder>/.<name>.<pid>.tmp``, fsync, then rename it to ``path``.
-    On failure the temporary file is removed and ``path`` is untouched."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
-    try:
-        with open(temporary, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    try:  # the rename itself survives a power cut once the folder is flushed
-        folder = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(folder)
-    except OSError:
-        pass
-    finally:
-        os.close(folder)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -5,7 +5,8 @@ Logged names: ``<stage>/loss``, ``<stage>/iou``, ``<stage>/dice``, ``<stage>/acc
 ``<stage>/iou/<class>``, ``<stage>/dice/<class>`` for stage in train, val, test, and
 ``val/dice_best``, the best validation Dice so far. The latest confusion matrix of each stage (pixel
 counts, rows = true class) is kept in ``confusion_matrices[stage]`` for callbacks to report.
-A non-finite training loss stops the run with :class:`FloatingPointError` (the run diverged).
+A non-finite training loss stops the run with :class:`FloatingPointError` (the run diverged),
+naming the last good checkpoint.
 Every checkpoint carries the ``card`` (a :class:`seglab.inference.card.ModelCard`: network config,
 classes, normalisation, ...) under ``checkpoint["seglab"]``, so that it is usable without the
 training config (``seglab.load_model``).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -120,7 +122,24 @@ class SegmentationModule(L.LightningModule):
         raise FloatingPointError(
             f"the training loss is {loss.item()} at epoch {self.current_epoch}, step "
             f"{self.global_step}: training diverged (learning rate {lr}). Lower optimizer.lr, "
-            "or check the data for NaN/inf values (seglab-inspect data=...)."
+            "or check the data for NaN/inf values (seglab-inspect data=...). "
+            f"{self._last_good_checkpoint()}"
+        )
+
+    def _last_good_checkpoint(self) -> str:
+        """The newest checkpoint file the trainer's checkpoint callbacks saved (all before the
+        divergence: a non-finite loss stops the step before it changes any weight)."""
+        callbacks = self.trainer.checkpoint_callbacks if self._trainer is not None else []
+        paths = [
+            getattr(c, a, "") for c in callbacks for a in ("last_model_path", "best_model_path")
+        ]
+        saved = [Path(p) for p in paths if p and Path(p).is_file()]
+        if not saved:
+            return "No checkpoint was saved before it."
+        newest = max(saved, key=lambda path: path.stat().st_mtime)
+        return (
+            f"The last good checkpoint: {newest} (continue from it with ckpt_path={newest} and a "
+            "lower optimizer.lr)."
         )
 
     def on_train_start(self) -> None:

@@ -158,7 +158,7 @@ def check_callback_folders(cfg: DictConfig) -> None:
     """The folders callbacks write into (``callbacks.<name>.dirpath``: checkpoints, predictions,
     reports) can be created: a checkpoint folder that cannot would fail after the first epoch."""
     for name, callback in (cfg.get("callbacks") or {}).items():
-        dirpath = OmegaConf.select(callback, "dirpath") if isinstance(callback, DictConfig) else None
+        dirpath = callback.get("dirpath") if isinstance(callback, DictConfig) else None
         if dirpath:
             key = f"callbacks.{name}.dirpath"
             check_writable(dirpath, key, f"{key}=<a writable folder>")

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from seglab import tracking
 from seglab.checkpoints import check_fits
 from seglab.config import hydra_task
+from seglab.data.bad_samples import report_bad_samples
 from seglab.data.checks import check_data
 from seglab.inference.card import ModelCard
 from seglab.models.base import SegmentationNet
@@ -29,6 +30,7 @@ from seglab.module import SegmentationModule
 from seglab.preflight import check_config
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.instantiate import instantiate_named
+from seglab.utils.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,9 @@ def instantiate(cfg: DictConfig) -> Objects:
     check_compatible(net, datamodule)
     check_fits(cfg.get("ckpt_path"), net)
     if cfg.get("check_data", True):
-        check_data(datamodule, max_samples=cfg.get("check_data_samples"))
+        # data.on_bad_sample=skip: the table is shown, and the loaders skip the bad samples
+        strict = getattr(datamodule, "on_bad_sample", "fail") == "fail"
+        check_data(datamodule, max_samples=cfg.get("check_data_samples"), strict=strict)
     module = SegmentationModule(
         net=net,
         loss=hydra.utils.instantiate(cfg.loss),
@@ -93,7 +97,7 @@ def instantiate(cfg: DictConfig) -> Objects:
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         class_names=datamodule.class_names,
         ignore_index=datamodule.ignore_index,
-        card=ModelCard.from_training(net, OmegaConf.to_container(cfg.data, resolve=True)),
+        card=ModelCard.from_training(net, redact(OmegaConf.to_container(cfg.data, resolve=True))),
     )
     callbacks = instantiate_named(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_named(cfg.get("logger"), "logger")
@@ -129,11 +133,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
     wandb_mode = tracking.prepare(cfg)
     print_config_tree(cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
+    tracking.record_versions(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run = instantiate(cfg)
     tracking.log_hyperparameters(run.trainer, cfg, run.net, run.datamodule, wandb_mode)
     metrics = fit_and_test(cfg, run)
+    report_bad_samples(run.trainer.default_root_dir)  # data.on_bad_sample=skip
     log_summary(run.trainer, metrics)
     return metrics
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seglab.data.bad_samples import FILENAME, BadSampleError, SkipBadSamples, check_on_bad_sample
 from seglab.data.collate import PadCollate
 from seglab.data.io import FileError
 from seglab.data.transforms import build_pipeline
@@ -28,7 +30,8 @@ SPLITS = ("train", "val", "test")
 
 class TransformedDataset(Dataset):
     """Applies an Albumentations pipeline to a raw dataset; each sample read is checked once
-    against the data rules (``validation.problems``): the first problem raises, naming the file."""
+    against the data rules (``validation.problems``): the first problem raises
+    :class:`~seglab.data.bad_samples.BadSampleError`, naming the file."""
 
     def __init__(self, dataset: Dataset, transform, rules: Rules, split: str):
         self.dataset = dataset
@@ -45,21 +48,34 @@ class TransformedDataset(Dataset):
         try:
             sample = self.dataset[index]
         except FileError as error:  # e.g. a truncated file the data check did not read
-            raise ValueError(
-                f"{self.split} sample {index}: {error}. The data check before training reads "
-                "at most check_data_samples samples per split: check_data_samples=null checks "
-                "every file"
+            raise BadSampleError.of(
+                self.split,
+                index,
+                source_of(self.dataset, index).name(error.path),
+                str(error),
+                "The data check before training reads at most check_data_samples samples per "
+                "split: check_data_samples=null checks every file",
             ) from error
         self._check(sample["image"], sample["mask"], index)
         self._seed_transform()
         out = self.transform(image=sample["image"], mask=sample["mask"])
-        return {"image": out["image"].float(), "mask": out["mask"].long()}
+        image = out["image"].float()
+        if not torch.isfinite(image).all():
+            raise BadSampleError.of(
+                self.split,
+                index,
+                source_of(self.dataset, index).image,
+                "NaN or inf values after the transforms",
+                "Check data.std for zeros and the augmentation",
+            )
+        return {"image": image, "mask": out["mask"].long()}
 
     def _check(self, image: np.ndarray, mask: np.ndarray, index: int) -> None:
         source = source_of(self.dataset, index)
         for problem in problems(np.asarray(image), np.asarray(mask), source, self.rules):
             if not problem.warning:
-                raise ValueError(problem.sentence(self.rules, self.split))
+                sentence = problem.sentence(self.rules, self.split)
+                raise BadSampleError(sentence, self.split, problem.file, problem.detail)
             if not self._warned:
                 self._warned = True
                 warnings.warn(problem.sentence(self.rules, self.split), stacklevel=2)
@@ -97,6 +113,9 @@ class SegmentationDataModule(L.LightningDataModule):
             under DDP: the effective batch is ``batch_size * world_size``).
         datasets: instead of ``dataset`` and ``splits``: ready ``{"train", "val", "test"}``
             datasets (Python use).
+        on_bad_sample: ``fail`` stops at a sample that cannot be read or breaks the data rules;
+            ``skip`` loads the next good one instead and lists it in ``bad_samples.txt`` in the
+            trainer's ``default_root_dir`` (the run folder; :mod:`seglab.data.bad_samples`).
     """
 
     def __init__(
@@ -114,8 +133,10 @@ class SegmentationDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = True,
         datasets: Mapping[str, Dataset | None] | None = None,
+        on_bad_sample: str = "fail",
     ):
         super().__init__()
+        self.on_bad_sample = check_on_bad_sample(on_bad_sample)
         check_settings(class_names, in_channels, mean, std, ignore_index)
         self.class_names = list(class_names)
         self.in_channels = in_channels
@@ -171,10 +192,14 @@ class SegmentationDataModule(L.LightningDataModule):
                 "data.mean / data.std to match)"
             )
 
-    def split(self, name: str) -> TransformedDataset:
+    def split(self, name: str) -> TransformedDataset | SkipBadSamples:
         pipeline = self.pipelines["train" if name == "train" else "eval"]
         dataset = self.datasets[name]
-        return TransformedDataset(dataset, pipeline, self.rules(dataset), name)
+        transformed = TransformedDataset(dataset, pipeline, self.rules(dataset), name)
+        if self.on_bad_sample == "fail":
+            return transformed
+        folder = Path(self.trainer.default_root_dir) if self.trainer else Path.cwd()
+        return SkipBadSamples(transformed, folder / FILENAME)
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         return DataLoader(

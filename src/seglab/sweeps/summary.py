@@ -28,6 +28,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from seglab.sweeps.context import varying_overrides
+from seglab.utils.redact import redact_text
 from seglab.utils.tables import csv_text, markdown_table, write_atomic
 
 try:  # POSIX; elsewhere jobs that end at the same moment may each miss the other's row
@@ -68,7 +69,7 @@ class SweepSummary(Callback):
         varying = varying_overrides(job_return.overrides or (), self.common)
         row = {
             "job": config.hydra.job.num,
-            "overrides": " ".join(varying),
+            "overrides": redact_text(" ".join(varying)),
             "objective": config.get("optimized_metric"),
             "value": "" if failed or value is None else value,
             "status": f"failed: {type(value).__name__}: {value}" if failed else "completed",

@@ -1,10 +1,11 @@
 """Run bookkeeping and Weights & Biases: one home.
 
 - :mod:`~seglab.tracking.mode`: online / offline / disabled, and why (offline without credentials);
-- :mod:`~seglab.tracking.run_info`: git state, data fingerprint, run names, flat config keys, the
-  W&B run id of a run folder;
+- :mod:`~seglab.tracking.run_info`: git state and diff, package versions, data fingerprint, run
+  names, flat config keys, the W&B run id of a run folder;
 - :mod:`~seglab.tracking.run`: :func:`prepare` (mode + the W&B logger's name, group, job type and
-  resume id), :func:`log_hyperparameters`, :func:`wandb_loggers`, :func:`finish`;
+  resume id), :func:`record_versions` (``versions.yaml``), :func:`log_hyperparameters`,
+  :func:`wandb_loggers`, :func:`finish`;
 - :mod:`~seglab.tracking.task`: :func:`task_wrapper`, which finishes the W&B run with the task's
   exit code (1 on errors, 143 on SIGTERM, 130 on Ctrl-C).
 """
@@ -15,6 +16,7 @@ from seglab.tracking.run import (
     finish,
     log_hyperparameters,
     prepare,
+    record_versions,
     wandb_loggers,
 )
 from seglab.tracking.task import exit_code, task_wrapper
@@ -27,6 +29,7 @@ __all__ = [
     "finish",
     "log_hyperparameters",
     "prepare",
+    "record_versions",
     "task_wrapper",
     "wandb_loggers",
 ]

@@ -4,6 +4,7 @@ hyperparameters to every logger, and finish the run with its exit code."""
 from __future__ import annotations
 
 import logging
+import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.sweeps.context import distinguishing_overrides, sweep_dir, task_overrides
 from seglab.tracking.mode import WandbMode, ensure_wandb_mode
-from seglab.tracking.run_info import data_fingerprint, flatten, git_info, run_name, wandb_run_id
+from seglab.tracking.run_info import (
+    data_fingerprint,
+    flatten,
+    git_diff,
+    git_info,
+    installed_versions,
+    run_name,
+    wandb_run_id,
+)
+from seglab.utils.redact import redact, redact_text, redacted_argv, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +89,38 @@ def run_hparams(cfg: DictConfig, net: torch.nn.Module, datamodule) -> dict[str, 
     data fingerprint and parameter count."""
     hparams = OmegaConf.to_container(cfg, resolve=True)
     hparams["overrides"] = " ".join(task_overrides())
-    hparams["git"] = git_info(hydra.utils.get_original_cwd() if HydraConfig.initialized() else ".")
+    hparams["git"] = git_info(launch_folder())
     hparams["data"]["fingerprint"] = data_fingerprint(datamodule.datasets)
     hparams["model"]["params"] = sum(p.numel() for p in net.parameters())
-    return hparams
+    return redact(hparams)
+
+
+def launch_folder() -> str:
+    """Where the task was started (the git checkout a run records)."""
+    return hydra.utils.get_original_cwd() if HydraConfig.initialized() else "."
+
+
+@rank_zero_only
+def record_versions(cfg: DictConfig) -> None:
+    """``versions.yaml`` in the run folder: Python, platform, the installed versions of the
+    packages that shape a result, and the git commit; with uncommitted changes their diff is
+    saved beside it as ``git.diff`` (secrets hidden). With ``.hydra/`` (config, overrides) this is
+    what reruns the run."""
+    output_dir = Path(cfg.paths.output_dir)
+    folder = launch_folder()
+    record = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": installed_versions(),
+        "git": git_info(folder),
+    }
+    diff = git_diff(folder) if record["git"]["dirty"] else None
+    if diff:
+        values = secret_values(OmegaConf.to_container(cfg, resolve=True))
+        (output_dir / "git.diff").write_text(redact_text(diff, values))
+        record["git"]["diff"] = "git.diff"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(redact(record)), output_dir / "versions.yaml")
 
 
 @rank_zero_only
@@ -93,9 +131,11 @@ def log_hyperparameters(
     nothing on the other ranks, so they need not run git or hash the data files either."""
     hparams = run_hparams(cfg, net, datamodule)
     wandb = wandb_loggers(trainer)
-    for logger in trainer.loggers:
-        # W&B: flat keys (model.depth, optimizer.lr, ...) are dashboard columns as they are
-        logger.log_hyperparams(flatten(hparams) if logger in wandb else hparams)
+    # the W&B run starts here (at its first use) and records the command line: without secrets
+    with redacted_argv(secret_values(OmegaConf.to_container(cfg, resolve=True))):
+        for logger in trainer.loggers:
+            # W&B: flat keys (model.depth, optimizer.lr, ...) are dashboard columns as they are
+            logger.log_hyperparams(flatten(hparams) if logger in wandb else hparams)
     if mode.mode == "offline" and wandb:
         output_dir = cfg.paths.output_dir
         log.info(

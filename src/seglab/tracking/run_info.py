@@ -1,5 +1,6 @@
 """What a run records about itself so that runs can be compared and reproduced: the code version
-(git commit and dirty flag), a fingerprint of the data, the run name (from the overrides that tell
+(git commit, dirty flag and diff), the installed versions of the packages that shape a result, a
+fingerprint of the data, the run name (from the overrides that tell
 the run apart, see :mod:`seglab.sweeps.context`), the flattened config as dashboard columns, and
 the W&B run id a run folder holds.
 """
@@ -7,15 +8,59 @@ the W&B run id a run folder holds.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from seglab.utils.redact import is_secret_name
+
 # Overrides that say where or how a run is logged, not what it trains: left out of run names.
 NOT_IN_NAME = ("hydra.", "paths.", "logger", "callbacks", "tags", "task_name", "ckpt_path")
 MAX_NAME_LENGTH = 128
+# recorded in versions.yaml (those installed)
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "lightning",
+    "torchmetrics",
+    "albumentations",
+    "opencv-python-headless",
+    "hydra-core",
+    "omegaconf",
+    "numpy",
+    "segmentation-models-pytorch",
+    "monai",
+    "wandb",
+    "seglab",
+)
+
+
+def installed_versions(packages=PACKAGES) -> dict[str, str]:
+    """``{distribution: version}`` of those of ``packages`` that are installed."""
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _git(cwd: str | Path, *args: str) -> str | None:
+    """The output of ``git ARGS`` in ``cwd``; None outside a checkout or without git."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_diff(cwd: str | Path) -> str | None:
+    """The uncommitted changes to tracked files (``git diff HEAD``) of the checkout of ``cwd``."""
+    return _git(cwd, "--no-optional-locks", "diff", "HEAD")
 
 
 def git_info(cwd: str | Path) -> dict[str, Any]:
@@ -23,13 +68,8 @@ def git_info(cwd: str | Path) -> dict[str, Any]:
     checkout that holds ``cwd``; empty values outside a checkout or without git."""
 
     def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
+        output = _git(cwd, *args)
+        return None if output is None else output.strip()
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
@@ -79,7 +119,7 @@ def run_name(base: str, overrides: Iterable[str]) -> str:
     parts = [base] if base else []
     for override in overrides:
         key, sep, value = override.lstrip("+~").partition("=")
-        if not sep or key.startswith(NOT_IN_NAME) or value == base:
+        if not sep or key.startswith(NOT_IN_NAME) or value == base or is_secret_name(key):
             continue
         value = value.rstrip("/").rsplit("/", 1)[-1]  # a path: its last part
         value = short_number(value)

@@ -11,6 +11,8 @@ import rich.tree
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.utils.redact import redact_config
+
 FIRST_FIELDS = ("data", "model", "loss", "optimizer", "scheduler", "callbacks", "logger", "trainer")
 
 
@@ -18,7 +20,9 @@ FIRST_FIELDS = ("data", "model", "loss", "optimizer", "scheduler", "callbacks", 
 def print_config_tree(
     cfg: DictConfig, save_to: str | Path | None = None, first: Sequence[str] = FIRST_FIELDS
 ) -> None:
-    """Show each top-level field of ``cfg`` (resolved) as a branch; also write it to ``save_to``."""
+    """Show each top-level field of ``cfg`` (resolved, secrets hidden) as a branch; also write it
+    to ``save_to``."""
+    cfg = redact_config(cfg)
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     fields = [f for f in first if f in cfg] + [f for f in cfg if f not in first and f != "hydra"]
     for field in fields:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from seglab.utils.files import write_atomically
 
 
 def markdown_table(rows: Sequence[Mapping[str, str]], numeric: Iterable[str] = ()) -> str:
@@ -40,6 +41,4 @@ def csv_text(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> st
 def write_atomic(path: Path, text: str) -> None:
     """Readers in other processes see the old or the new file, never a half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomically(path, lambda file: file.write(text.encode()))
