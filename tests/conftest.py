@@ -100,9 +100,11 @@ def run_train_script(
 
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory) -> Path:
-    """One finished tiny run of the real train.py (CSV logger, no test stage), shared by the tests
-    that load or predict with its checkpoints (they must not change its files)."""
+    """One finished tiny run of the real train.py (CSV logger, no test stage, deterministic),
+    shared by the tests that load or predict with its checkpoints (they must not change its
+    files) and by test_safety's reproducibility check (which trains its twin)."""
     cwd = tmp_path_factory.mktemp("tiny_run")
-    run_train_script([*TINY, "logger=csv", "test=false"], cwd=cwd, check=True)
+    args = [*TINY, "logger=csv", "test=false", "trainer.deterministic=true"]
+    run_train_script(args, cwd=cwd, check=True)
     (run,) = (cwd / "logs" / "train" / "runs").iterdir()
     return run
