@@ -26,6 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.sweeps.context import SWEEP_CONFIG, sweep_dir
+from seglab.utils.tables import write_atomic
 
 REDACTED = "<redacted>"
 MIN_LENGTH = 8
@@ -113,8 +114,8 @@ def redact_yaml_file(path: Path, values: Iterable[str]) -> None:
     loaded = OmegaConf.load(path)
     container = OmegaConf.to_container(loaded, resolve=False)
     redacted = redact(container, values)
-    if redacted != container:
-        OmegaConf.save(OmegaConf.create(redacted), path)
+    if redacted != container:  # replaced whole: parallel jobs read a sweep's multirun.yaml
+        write_atomic(path, OmegaConf.to_yaml(OmegaConf.create(redacted)))
 
 
 class RedactHydraFiles(Callback):
