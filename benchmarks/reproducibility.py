@@ -6,8 +6,8 @@ under DDP on 2 CPU cores each tiny run takes one to two minutes.)
 Runs ``python train.py`` twice with the tiny test config (tests/conftest.py) plus
 ``trainer.deterministic=true`` and the given overrides (default ``trainer=ddp``: 2 CPU
 processes), each into its own folder under a temporary directory, then compares the weights of
-``last.ckpt`` tensor by tensor (``torch.equal``) and the metrics CSV byte for byte. Prints one line per check; exits 1
-when a check fails. The single-process CPU case is tests/test_safety.py.
+``last.ckpt`` tensor by tensor (``torch.equal``) and the metrics CSV byte for byte. Prints one
+line per check; exits 1 when a check fails. The single-process CPU case is tests/test_safety.py.
 """
 
 from __future__ import annotations
