@@ -32,9 +32,10 @@ MAX_IN_A_ROW = 10
 
 
 class BadSampleError(ValueError):
-    """A sample that cannot be used; the message names the split, the file and the fix."""
+    """A sample that cannot be used; the message names the split, the file and the fix. (One
+    argument suffices: PyTorch re-raises a DataLoader worker's error as ``type(error)(text)``.)"""
 
-    def __init__(self, message: str, split: str, file: str, reason: str):
+    def __init__(self, message: str, split: str = "", file: str = "", reason: str = ""):
         super().__init__(message)
         self.split, self.file, self.reason = split, file, reason
 
