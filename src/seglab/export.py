@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +67,12 @@ def output_path(cfg: DictConfig, ckpt_path: Path) -> Path:
 
 def check_writable(path: Path) -> None:
     """Create ``path``'s folder and write a temporary file into it, or stop before any work."""
+    from seglab.predict import PredictError, check_output
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as error:
-        raise ExportError(
-            f"output={path} cannot be written ({error.strerror or error}): choose a file in a "
-            "folder you can write to"
-        ) from None
+        check_output(str(path.parent))
+    except PredictError as error:
+        raise ExportError(f"output={path}: {error}") from None
 
 
 def real_inputs(pattern: str | None, card) -> list:

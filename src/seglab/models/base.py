@@ -52,7 +52,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     height, width = x.shape[-2], x.shape[-1]
     pad_h = (height + multiple - 1) // multiple * multiple - height
     pad_w = (width + multiple - 1) // multiple * multiple - width
-    if pad_h or pad_w or exporting():
+    if exporting() or pad_h or pad_w:
         return F.pad(x, [0, pad_w, 0, pad_h])
     return x
 
