@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,14 +102,18 @@ def export_onnx(net, path: Path, metadata: dict[str, str], exporter: str = "dyna
     else:
         axes = {0: "batch", 2: "height", 3: "width"}
         names["opset_version"] = opset or 17
-        torch.onnx.export(
-            net,
-            (x,),
-            path,
-            dynamo=False,
-            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
-            **names,
-        )
+        # tracing turns the input checks and the pad's condition into constants (the pad is
+        # always traced, see pad_to_multiple): its warnings about that are expected
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                net,
+                (x,),
+                path,
+                dynamo=False,
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                **names,
+            )
     write_onnx_metadata(path, metadata)
 
 
