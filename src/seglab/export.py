@@ -135,7 +135,7 @@ def report(rows: list[dict[str, Any]], path: Path, tolerance: float) -> None:
     log.info("Exported model vs PyTorch:\n%s", markdown_table(table, ["max_abs_diff"]))
     worst = max(row["max_abs_diff"] for row in rows)
     size = path.stat().st_size / 2**20
-    log.info("Wrote %s (%.1f MiB): max abs difference %.2e <= %g", path, size, worst, tolerance)
+    log.info("Wrote %s (%.2f MiB): max abs difference %.2e <= %g", path, size, worst, tolerance)
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
