@@ -2,7 +2,8 @@
 augmentation, and writers for masks, overlays and probability maps.
 
 Depends only on a network's ``net(x)`` and its ``in_channels`` / ``num_classes`` /
-``size_multiple``; tiling uses MONAI's ``sliding_window_inference``.
+``size_multiple``; tiling uses MONAI's ``sliding_window_inference``. Exported ONNX / TorchScript
+files (:mod:`seglab.inference.export`) run as such networks (:mod:`seglab.inference.runners`).
 """
 
 from seglab.inference.card import ModelCard

@@ -10,6 +10,8 @@
   (nothing nested is instantiated), with pretrained-weight downloads switched off (the
   checkpoint holds the weights).
 - A path to a run folder picks its best checkpoint (:func:`find_checkpoint`).
+- An ``.onnx`` / TorchScript file seglab exported runs through the same Predictor
+  (:mod:`seglab.inference.runners`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from seglab.checkpoints import CheckpointError, check_weights, read_checkpoint
 from seglab.inference.card import CARD_KEY, ModelCard
 from seglab.inference.predictor import Predictor
 from seglab.inference.preprocessing import Preprocessing
+from seglab.inference.runners import OnnxNet, exported_format, load_exported
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +194,19 @@ def load_model(
     preprocessing, class names, palette and ignore_index; ``predictor_options`` are
     :class:`Predictor`'s (``tile_size``, ``tile_overlap``, ``tta``, ...). ``num_classes`` /
     ``architecture``: fail unless the checkpoint has these. ``predictor.card`` is its
-    :class:`ModelCard`, ``predictor.checkpoint_path`` the file read."""
-    net, card, ckpt_path = load_network(path, num_classes, architecture)
+    :class:`ModelCard`, ``predictor.checkpoint_path`` the file read.
+
+    ``path`` may also be an ``.onnx`` or TorchScript file that seglab-export wrote
+    (:mod:`seglab.inference.runners`): the same Predictor then runs it through onnxruntime (on
+    the CPU, or with onnxruntime-gpu for ``device="cuda"``) or ``torch.jit.load``."""
+    if exported_format(path):
+        net, card = load_exported(path, device)
+        check_expected(Path(path), card, num_classes, architecture)
+        ckpt_path = Path(path)
+        if isinstance(net, OnnxNet):
+            device = "cpu"  # onnxruntime takes and gives CPU arrays, whatever its provider
+    else:
+        net, card, ckpt_path = load_network(path, num_classes, architecture)
     preprocessing = Preprocessing(card.in_channels, card.mean, card.std, card.max_value_16bit)
     predictor = Predictor(
         net,

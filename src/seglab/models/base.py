@@ -26,13 +26,35 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 
+def _never() -> bool:
+    return False
+
+
+# torch.compiler.is_exporting: torch >= 2.7 (torch.export is then the ONNX exporter's default)
+_IS_EXPORTING = getattr(torch.compiler, "is_exporting", _never)
+
+
+def exporting() -> bool:
+    """Whether the network is being traced (``torch.jit.trace``, the TorchScript-based ONNX
+    exporter) or exported (``torch.export``, the dynamo-based ONNX exporter)."""
+    if torch.jit.is_scripting():  # TorchScript compiles nothing below this
+        return False
+    return torch.jit.is_tracing() or _IS_EXPORTING()
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Zero-pad the bottom/right of (..., H, W) so that H and W are multiples of ``multiple``.
 
-    The network's logits are cropped back with ``logits[..., :H, :W]``.
+    The network's logits are cropped back with ``logits[..., :H, :W]``. The padded size is
+    written ``ceil(H / multiple) * multiple`` and, when exporting, the pad is always in the graph
+    (zero-sized for multiples), so one exported graph takes every height and width.
     """
-    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
-    return F.pad(x, [0, pad_w, 0, pad_h]) if pad_h or pad_w else x
+    height, width = x.shape[-2], x.shape[-1]
+    pad_h = (height + multiple - 1) // multiple * multiple - height
+    pad_w = (width + multiple - 1) // multiple * multiple - width
+    if exporting() or pad_h or pad_w:
+        return F.pad(x, [0, pad_w, 0, pad_h])
+    return x
 
 
 def center_crop(x: torch.Tensor, size: list[int]) -> torch.Tensor:
