@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from contextlib import closing
 from pathlib import Path
 
 import optuna
 import pytest
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import JournalStorage
@@ -24,6 +23,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from seglab.compare import compare
+from seglab.config import CONFIG_DIR
 from seglab.sweeps import budget
 from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 from seglab.sweeps.search_space import parse_params
@@ -33,7 +33,7 @@ from .conftest import run_train_script
 from .helpers import wandb_records
 from .helpers.postgres import postgres_server
 from .helpers.runs import start_train_script, sweep_summary, validated_epochs
-from .test_optuna import SEARCH, STUDY, tiny
+from .test_optuna import SEARCH, STUDY, compose_search, dead_pid, tiny
 
 OLD_STUDY = Path(__file__).parent / "data" / "optuna210_sweep.sql"
 SPACE = {"x": CategoricalDistribution([1, 2])}
@@ -52,6 +52,29 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
     assert fixed == {"e": "3"}  # the later (command-line) value fixes the key
     with pytest.raises(ValueError, match=r"'g=range\(5,1\)' holds no value"):
         parse_params(["g=range(5,1)"])
+
+
+def test_every_pruner_option_builds_its_optuna_pruner():
+    expected = {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "threshold": optuna.pruners.ThresholdPruner,
+    }
+    assert {p.stem for p in (CONFIG_DIR / "hydra" / "sweeper" / "pruner").glob("*.yaml")} == set(
+        expected
+    )
+    assert compose_search().hydra.sweeper.pruner._target_ == "optuna.pruners.NopPruner"
+    for name, cls in expected.items():
+        cfg = compose_search(f"hydra/sweeper/pruner={name}", "trainer.max_epochs=7")
+        pruner = instantiate(
+            cfg.hydra.sweeper.pruner, **({"lower": 0.5} if name == "threshold" else {})
+        )
+        assert type(pruner) is cls
+    assert pruner._lower == 0.5
+    hyperband = compose_search("hydra/sweeper/pruner=hyperband", "trainer.max_epochs=7")
+    assert instantiate(hyperband.hydra.sweeper.pruner)._max_resource == 7
 
 
 def sweeper(storage: str, n_trials: int, **settings) -> ResumableOptunaSweeperImpl:
@@ -75,13 +98,7 @@ def test_dead_workers_trials_are_failed_and_requeued_and_the_budget_holds(tmp_pa
     search = sweeper(f"sqlite:///{tmp_path / 'optuna.db'}", 4, heartbeat_interval=1, grace_period=1)
     study = search.open_study()
     search.reclaim(study)  # the first call: nothing to do yet
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        text=True,
-        capture_output=True,
-        check=True,
-    )
-    here = running_trial(study, f"{socket.gethostname()}:{dead.stdout.strip()}")
+    here = running_trial(study, f"{socket.gethostname()}:{dead_pid()}")
     elsewhere = running_trial(study, "another-machine:1")
     study._storage.record_heartbeat(elsewhere._trial_id)
     alive = running_trial(study, "another-machine:2")  # its worker keeps beating
@@ -111,10 +128,9 @@ def test_dead_workers_trials_are_failed_and_requeued_and_the_budget_holds(tmp_pa
 
 
 def search_args(sweep_dir: Path, n_trials: int, *extra: str, searched=()) -> list[str]:
-    return ["-m", SEARCH, *tiny(*searched), f"hydra.sweeper.n_trials={n_trials}"] + [
-        f"hydra.sweep.dir={sweep_dir}",
-        *extra,
-    ]
+    """The tiny search without the test stage (its trials only need the validation)."""
+    sweeper = [f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweep.dir={sweep_dir}", *extra]
+    return ["-m", SEARCH, *tiny(*searched), "test=false", *sweeper]
 
 
 @pytest.mark.slow
@@ -157,7 +173,8 @@ def test_pruned_and_failed_trials_of_a_journal_study_resume(tmp_path):
     with_wandb = [o for o in tiny("trainer.max_epochs", "model.depth") if o != "logger=csv"]
     prune = ["hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=2.0"]
     # 1. a Dice below 2 after the first validation: the threshold pruner stops every trial
-    args = ["-m", SEARCH, *with_wandb, "logger=wandb", "trainer.max_epochs=2", "model.depth=2"]
+    args = ["-m", SEARCH, *with_wandb, "logger=wandb", "test=false", "trainer.max_epochs=2"]
+    args += ["model.depth=2"]
     result = run_train_script(
         [*args, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep_dir}", storage, *prune],
         cwd=tmp_path,
