@@ -1,7 +1,8 @@
 """Optuna search at scale: the same search with and without pruning, and 1 worker vs 2.
 
     python benchmarks/optuna_search.py --trials 20 --epochs 10          # the default synthetic run
-    python benchmarks/optuna_search.py --trials 8 --epochs 4 --train-samples 256   # smaller
+    python benchmarks/optuna_search.py --trials 6 --epochs 3 --train-samples 64 --val-samples 32 \
+        --num-workers 0                                                 # smaller (BENCHMARKS.md)
 
 Each case is ``python train.py -m hparams_search=unet_optuna`` (TPE, seed 1234) in a fresh sweep
 folder under ``--out``; the workers case starts the same command twice on one sqlite study. Prints
@@ -33,10 +34,13 @@ def command(sweep_dir: Path, args: argparse.Namespace, *extra: str) -> list[str]
         f"hydra.sweeper.n_trials={args.trials}",
         f"trainer.max_epochs={args.epochs}",
         f"data.splits.train.num_samples={args.train_samples}",
+        f"data.splits.val.num_samples={args.val_samples}",
+        f"data.num_workers={args.num_workers}",
         "logger=csv",
         "callbacks.progress_bar=null",
         "trainer.accelerator=cpu",
         "test=false",
+        *args.set,
         *extra,
     ]
 
@@ -81,6 +85,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-samples", type=int, default=1024)
+    parser.add_argument("--val-samples", type=int, default=128)
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--set", nargs="*", default=[], help="more overrides for every case")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default="logs/benchmarks/optuna")
     parser.add_argument("--cases", nargs="+", default=["unpruned", "median", "two_workers"])

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def state_name(study: optuna.Study, trial: optuna.Trial) -> str:
     frozen = study._storage.get_trial(trial._trial_id)
     if frozen.state == TrialState.PRUNED:
-        return f"pruned at step {frozen.last_step}"
+        return f"pruned at epoch {frozen.last_step}"  # steps are epochs (seglab.sweeps.trial)
     return frozen.state.name.lower()
 
 
