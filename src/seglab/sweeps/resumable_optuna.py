@@ -147,6 +147,11 @@ class ResumableOptunaSweeperImpl:
             self.directions,
             self.n_trials,
         )
+        if self.storage is None and not isinstance(study.pruner, optuna.pruners.NopPruner):
+            log.warning(
+                "hydra.sweeper.storage=null: the jobs cannot reach their trials, so nothing is "
+                "pruned; set a storage (e.g. sqlite:///${hydra.sweep.dir}/optuna.db) to prune"
+            )
         self.resume(study)
         while self.run_batch(study, space, fixed) or self.wait_for_others(study):
             pass
