@@ -27,7 +27,7 @@ from seglab.config import CONFIG_DIR
 from seglab.sweeps import budget
 from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 from seglab.sweeps.search_space import parse_params
-from seglab.sweeps.workers import WORKER
+from seglab.sweeps.workers import WORKER, quiet
 
 from .conftest import run_train_script
 from .helpers import wandb_records
@@ -88,8 +88,13 @@ def sweeper(storage: str, n_trials: int, **settings) -> ResumableOptunaSweeperIm
     )
 
 
+def ask(study: optuna.Study) -> optuna.Trial:
+    with quiet():  # "heartbeat is meant for Study.optimize"
+        return study.ask(SPACE)
+
+
 def running_trial(study: optuna.Study, worker: str) -> optuna.Trial:
-    trial = study.ask(SPACE)
+    trial = ask(study)
     trial.set_user_attr(WORKER, worker)
     return trial
 
@@ -119,8 +124,7 @@ def test_dead_workers_trials_are_failed_and_requeued_and_the_budget_holds(tmp_pa
     assert [t.number for t in budget.counted(trials)] == [alive.number]
     assert budget.left(study, 4) == 3
     # two workers racing for the last trial: the later-numbered one is surplus and dropped
-    first, second = study.ask(SPACE), study.ask(SPACE)
-    third, fourth = study.ask(SPACE), study.ask(SPACE)
+    first, second, third, fourth = (ask(study) for _ in range(4))
     assert [budget.within_budget(study, t, 4) for t in (first, second, third)] == [True] * 3
     assert not budget.within_budget(study, fourth, 4)
     assert study.get_trials()[fourth.number].user_attrs[budget.SURPLUS] is True
