@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -18,13 +21,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobReturn, JobStatus
-from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 from omegaconf import OmegaConf
-from optuna.distributions import CategoricalDistribution, LogUniformDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from seglab.config import CONFIG_DIR
-from seglab.sweeps.resumable_optuna import INTERRUPTED, JOB, WatchedLauncher
+from seglab.sweeps.budget import INTERRUPTED, JOB, left
+from seglab.sweeps.resumable_optuna import WatchedLauncher
+from seglab.sweeps.search_space import parse_params
+from seglab.sweeps.workers import WORKER
 
 from .conftest import TINY, run_train_script
 from .helpers import wandb_records
@@ -92,10 +97,10 @@ def test_unet_optuna_composes_with_the_promised_search_space():
     assert cfg.hydra.mode.name == "MULTIRUN" and cfg.optimized_metric == "val/dice_best"
 
     params = [f"{key}={value}" for key, value in sweeper["params"].items()]
-    space, fixed = create_params_from_overrides(params)  # as the sweeper parses them
+    space, fixed = parse_params(params)  # as the sweeper parses them
     assert fixed == {}
-    assert space["optimizer.lr"] == LogUniformDistribution(1e-4, 1e-2)
-    assert space["optimizer.weight_decay"] == LogUniformDistribution(1e-6, 1e-2)
+    assert space["optimizer.lr"] == FloatDistribution(1e-4, 1e-2, log=True)
+    assert space["optimizer.weight_decay"] == FloatDistribution(1e-6, 1e-2, log=True)
     assert space["model.base_width"] == CategoricalDistribution([8, 16, 32])
     assert space["model.depth"] == CategoricalDistribution([2, 3, 4])
     assert set(space["loss"].choices) == {p.stem for p in (CONFIG_DIR / "loss").glob("*.yaml")}
@@ -127,6 +132,13 @@ def test_an_unknown_search_name_lists_the_available_ones(tmp_path):
 # -- the sweeper, in-process -----------------------------------------------------------------
 
 
+def dead_pid() -> int:
+    """The process id of a process that has ended."""
+    code = "import os; print(os.getpid())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
 def make_sweeper(storage: str | None, n_trials: int = 3):
     from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 
@@ -138,9 +150,6 @@ def make_sweeper(storage: str | None, n_trials: int = 3):
         n_trials=n_trials,
         n_jobs=1,
         max_failure_rate=1.0,
-        search_space=None,
-        custom_search_space=None,
-        params=None,
     )
 
 
@@ -151,9 +160,11 @@ def test_resume_fails_and_requeues_the_interrupted_trial_and_continues_job_numbe
     done = study.ask({"x": CategoricalDistribution([1, 2])})
     study.tell(done, 0.5)
     running = study.ask({"x": CategoricalDistribution([1, 2])})  # as a killed search leaves it
+    running.set_user_attr(WORKER, f"{socket.gethostname()}:{dead_pid()}")
 
     assert sweeper.resume(study) == 1  # completed trials
-    assert sweeper.n_trials == 2 and sweeper.job_idx == 2
+    # 2 trials left; the next job is #2 (job number = trial number)
+    assert left(study, sweeper.n_trials) == 2 and len(study.trials) == 2 + 1
     trials = study.get_trials()
     assert trials[1].state == TrialState.FAIL and trials[1].user_attrs[INTERRUPTED] is True
     # queued: the next trial re-runs the interrupted one's parameters

@@ -28,6 +28,7 @@ from seglab.inference.card import ModelCard
 from seglab.models.base import SegmentationNet
 from seglab.module import SegmentationModule
 from seglab.preflight import check_config
+from seglab.sweeps.trial import PRUNED_EPOCH, TrialPruning, pruning_callback, raise_if_pruned
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.instantiate import instantiate_named
 from seglab.utils.redact import redact
@@ -100,6 +101,8 @@ def instantiate(cfg: DictConfig) -> Objects:
         card=ModelCard.from_training(net, redact(OmegaConf.to_container(cfg.data, resolve=True))),
     )
     callbacks = instantiate_named(cfg.get("callbacks"), "callbacks")
+    pruning = pruning_callback(cfg)  # a trial of a search with a pruner
+    callbacks += [pruning] if pruning else []
     loggers = instantiate_named(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     return Objects(datamodule=datamodule, net=net, module=module, trainer=trainer)
@@ -121,6 +124,9 @@ def fit_and_test(cfg: DictConfig, run: Objects) -> dict[str, float]:
     else:
         trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    pruning = next((c for c in trainer.callbacks if isinstance(c, TrialPruning)), None)
+    if pruning and pruning.pruned_epoch is not None:  # a pruned trial: not worth a test
+        return {**metrics, PRUNED_EPOCH: float(pruning.pruned_epoch)}
     if cfg.get("test", True):
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
@@ -171,6 +177,7 @@ def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
 @hydra_task("train")
 def main(cfg: DictConfig) -> float | None:
     metrics = run_task(cfg)
+    raise_if_pruned(metrics)
     return metric_value(metrics, cfg.get("optimized_metric"))
 
 

@@ -71,6 +71,22 @@ def config(records) -> dict:
     return values
 
 
+def summary(records) -> dict:
+    """The run summary as updated (``run.summary[key] = value``), values decoded from JSON."""
+    values = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                values[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return values
+
+
+def tags(records) -> set[str]:
+    """Every tag the run had (at the start or set later)."""
+    runs = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    return {tag for run in runs for tag in run.tags}
+
+
 def run_file(run_dir: str | Path) -> Path:
     """The single offline run file under ``run_dir``; fails if there are none or several."""
     files = sorted(Path(run_dir).glob("**/offline-run-*/run-*.wandb"))

@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 import seglab.config  # noqa: F401  (registers the ${len:...} resolver used by the configs)
+from seglab.sweeps.summary import RESULT_FILE
 from seglab.tracking.run_info import flatten
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
@@ -164,9 +165,20 @@ def load_run(run_dir: Path, metric: str, mode: str) -> Run:
         logged = sorted({k for row in rows for k, v in row.items() if v and k.count("/") == 1})
         shown = ", ".join(logged[:12]) + (", ..." if len(logged) > 12 else "")
         run.note = f"no {metric} in {METRICS_FILE} (logged: {shown or 'nothing'})"
+    run.note = run.note or pruned_note(run_dir)
     by_epoch = {e: v for e, v in values_of(rows, curve_metric(metric)) if e is not None}
     run.curve = sorted(by_epoch.items())
     return run
+
+
+def pruned_note(run_dir: Path) -> str:
+    """``pruned at epoch N`` for a trial of an Optuna search stopped by its pruner (from the
+    job's row of the sweep summary, ``job_result.json``), else empty."""
+    path = run_dir / RESULT_FILE
+    with contextlib.suppress(OSError, ValueError):
+        status = str(json.loads(path.read_text()).get("status", ""))
+        return status if status.startswith("pruned") else ""
+    return ""
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,8 +5,14 @@
 - :mod:`seglab.sweeps.ddp`: multirun x DDP (each job's extra processes run that job only);
 - :mod:`seglab.sweeps.summary`: the Hydra callbacks of ``conf/hydra/default.yaml`` (the sweep
   summary table, ``${hydra:...}`` in the sweep folder);
-- :mod:`seglab.sweeps.resumable_optuna`: the Optuna search of ``conf/hparams_search/`` (resumable,
-  survives failed trials), loaded through the thin ``hydra_plugins.seglab_plugins`` shim.
+- the Optuna search of ``conf/hparams_search/`` (``sweeps`` extra), loaded through the thin
+  ``hydra_plugins.seglab_plugins`` shim: :mod:`~seglab.sweeps.resumable_optuna` (the sweeper's
+  ask-and-tell loop), :mod:`~seglab.sweeps.search_space` (Hydra's sweep syntax as distributions),
+  :mod:`~seglab.sweeps.budget` (``n_trials`` over workers), :mod:`~seglab.sweeps.workers` (dead
+  workers' trials), :mod:`~seglab.sweeps.storage` (sqlite, PostgreSQL, journal; heartbeat),
+  :mod:`~seglab.sweeps.results` (``optimization_results.yaml``) and
+  :mod:`~seglab.sweeps.trial` (the job's side: pruning).
 
-Nothing here imports optuna at import time except ``resumable_optuna`` (the ``sweeps`` extra).
+Only the Optuna modules import optuna, and :mod:`~seglab.sweeps.trial` (imported by every
+training run) imports it only inside a trial.
 """

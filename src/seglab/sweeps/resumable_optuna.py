@@ -1,54 +1,54 @@
-"""An Optuna search that can be resumed and survives failed trials (``hparams_search=...``).
+"""seglab's Optuna search (``hparams_search=...``): Hydra's sweep syntax, Optuna >= 4 through
+ask-and-tell, resumable, pruning, and any number of workers on one study.
 
-hydra-optuna-sweeper 1.3's ``OptunaSweeperImpl`` (``hydra_plugins/hydra_optuna_sweeper/_impl.py``)
-loads an existing study (``load_if_exists``), records a failed job as a FAIL trial, goes on while
-the failed share of a batch is at most ``max_failure_rate`` (seglab's configs set 1.0; the
-plugin's default 0.0 stops at the first failure) and writes ``optimization_results.yaml``. This
-subclass adds what resuming an interrupted search needs:
+Each worker (the same command, started once per machine, per SLURM array task, ...) loops:
+reclaim dead workers' trials, ask a batch of ``n_jobs`` trials within ``n_trials`` (counted over
+the whole study, see :mod:`seglab.sweeps.budget`), launch them through the configured launcher
+(job folder = trial number, so workers never share one), tell each result: COMPLETE with the
+returned objective, PRUNED when the job raised ``optuna.TrialPruned`` (see
+:mod:`seglab.sweeps.trial`), FAIL otherwise; the search goes on while the failed share of a batch
+is at most ``max_failure_rate``. After each trial it logs the best value so far and the counts.
 
-- the storage's folder is created before the study: the default sqlite file lives in the sweep
-  folder, which the launcher creates only at the first launch;
-- ``n_trials`` counts the study's finished trials, so the same command with the same
-  ``hydra.sweep.dir`` runs only the missing ones (the plugin would run ``n_trials`` more);
-- job numbers continue after the study's last trial (the plugin starts at 0 again and would write
-  into the earlier trials' job folders); each trial keeps its job number as user attribute ``job``;
-- a trial that an interruption left RUNNING is marked FAIL with user attribute ``interrupted``,
-  is not counted, and its parameters are queued to run first (``enqueue_trial``);
-- the sampler is reseeded: a seeded sampler would start from its seed again and propose the
-  first run's parameters once more (so a resumed search is not reproducible; a fresh one is).
+A trial left RUNNING by a dead worker is failed and its parameters re-queued: at once when that
+worker ran on this machine (its process id, user attribute ``worker``, is gone: an interrupted
+search resumed with the same command), after the heartbeat's grace period otherwise (Optuna's
+heartbeat and ``RetryFailedTrialCallback``, see :mod:`seglab.sweeps.storage`). A worker with
+nothing left to ask waits while other trials run with a heartbeat, so a re-queued trial still
+runs. The sampler is reseeded on a study that has trials: a seeded sampler would propose the
+first run's parameters once more. At the end each worker writes ``optimization_results.yaml``
+from the whole study (the last worker to finish writes the final one).
 
 Errors that are not a trial's own failure stop the search: an unreadable storage (named, with
-the fix), a job that returns no objective (``optimized_metric`` unset), and anything the launcher
-raises (e.g. an unknown parameter in the search space). When no trial completes, the first failed
-trial's exception is raised instead of optuna's "Record does not exist.". The best trial is
-logged with its job folder and its number and job are added to ``optimization_results.yaml``.
-
-Resuming assumes no other process works on the same study at the same time (its running trials
-would be taken for interrupted ones).
+the fix), a job that returns no objective, anything the launcher raises (an unknown parameter).
+When no trial completes, the first failed trial's exception is raised.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from omegaconf import OmegaConf
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 
+from seglab.sweeps import budget
+from seglab.sweeps.budget import INTERRUPTED, JOB  # noqa: F401  (re-exported for callers)
 from seglab.sweeps.context import SWEEP_CONFIG
+from seglab.sweeps.results import state_name, write_results
+from seglab.sweeps.search_space import parse_params
+from seglab.sweeps.storage import open_storage
+from seglab.sweeps.trial import link_overrides
+from seglab.sweeps.workers import WORKER, quiet, reclaim, this_worker
 
 log = logging.getLogger(__name__)
-
-JOB = "job"  # trial user attribute: the job number, i.e. the trial's folder in the sweep dir
-INTERRUPTED = "interrupted"  # trial user attribute: left RUNNING by an interrupted search
-SQLITE = "sqlite:///"
 
 
 class WatchedLauncher:
@@ -74,45 +74,100 @@ class WatchedLauncher:
         return returns
 
 
-class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
-    def setup(self, **kwargs: Any) -> None:
-        super().setup(**kwargs)
-        self.launcher = WatchedLauncher(self.launcher)
+def trial_overrides(trial: optuna.Trial, fixed: dict[str, Any]) -> list[str]:
+    return [f"{name}={value}" for name, value in {**trial.params, **fixed}.items()]
+
+
+def consecutive(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
+    """``trials`` in runs of consecutive numbers (a launch numbers its jobs consecutively)."""
+    runs: list[list[optuna.Trial]] = []
+    for trial in trials:
+        if runs and runs[-1][-1].number + 1 == trial.number:
+            runs[-1].append(trial)
+        else:
+            runs.append([trial])
+    return runs
+
+
+class ResumableOptunaSweeperImpl:
+    def __init__(
+        self,
+        sampler: Any = None,
+        direction: Any = "minimize",
+        storage: str | None = None,
+        study_name: str | None = None,
+        n_trials: int = 20,
+        n_jobs: int = 1,
+        max_failure_rate: float = 0.0,
+        params: Any = None,
+        pruner: Any = None,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        failed_trial_max_retry: int | None = 3,
+    ) -> None:
+        if not 0.0 <= max_failure_rate <= 1.0:
+            raise ValueError(
+                f"hydra.sweeper.max_failure_rate={max_failure_rate}: use a share from 0 (stop at "
+                "the first failure) to 1.0 (never stop)"
+            )
+        self.sampler, self.pruner, self.study_name = sampler, pruner, study_name
+        self.directions = [direction] if isinstance(direction, str) else [*direction]
+        self.storage = None if storage is None else str(storage)
+        self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, n_jobs, max_failure_rate
+        self.params = dict(params or {})
+        self.heartbeat = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        self.max_retry = failed_trial_max_retry
+        self.first_failure: BaseException | None = None
+        self.resumed = False
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        self.config = config
+        launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+        self.launcher = WatchedLauncher(launcher)
+
+    @property
+    def sweep_dir(self) -> Path:
+        return Path(str(self.config.hydra.sweep.dir))
 
     def sweep(self, arguments: list[str]) -> None:
         # as Hydra's basic sweeper does: the sweep's own config and overrides, which tell the
         # jobs which of their overrides were drawn by the search (seglab's W&B run names)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / SWEEP_CONFIG)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, self.sweep_dir / SWEEP_CONFIG)
+        space, fixed = parse_params([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
         study = self.open_study()
-        completed_before = 0
-        if study is not None:
-            completed_before = self.resume(study)
-        try:
-            super().sweep(arguments)
-        except ValueError:
-            # best_trial without a completed trial ("Record does not exist."): show the trials'
-            # own error instead
-            if completed_before or self.launcher.completed or not self.launcher.failed:
-                raise
-            first = self.launcher.failed[0]
-            log.error("No trial completed. The first failed trial %s raised:", first.overrides)
-            raise first._return_value from None
-        if study is not None and len(self._get_directions()) == 1:
-            self.report_best(study)
+        log.info(
+            "Study %r in %s: %s sampler, %s pruner, directions %s, n_trials=%d",
+            study.study_name,
+            self.storage or "memory",
+            type(study.sampler).__name__,
+            type(study.pruner).__name__,
+            self.directions,
+            self.n_trials,
+        )
+        if self.storage is None and not isinstance(study.pruner, optuna.pruners.NopPruner):
+            log.warning(
+                "hydra.sweeper.storage=null: the jobs cannot reach their trials, so nothing is "
+                "pruned; set a storage (e.g. sqlite:///${hydra.sweep.dir}/optuna.db) to prune"
+            )
+        self.resume(study)
+        while self.run_batch(study, space, fixed) or self.wait_for_others(study):
+            pass
+        self.finish(study)
 
-    def open_study(self) -> optuna.Study | None:
-        """The persisted study (created when new), or None for an in-memory one."""
-        if self.storage is None:
-            return None
-        if isinstance(self.storage, str) and self.storage.startswith(SQLITE):
-            Path(self.storage[len(SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
+    def open_study(self) -> optuna.Study:
+        storage = open_storage(
+            self.storage, failed_trial_max_retry=self.max_retry, **self.heartbeat
+        )
         try:
             return optuna.create_study(
                 study_name=self.study_name,
-                storage=self.storage,
-                directions=self._get_directions(),
+                storage=storage,
+                sampler=self.sampler,
+                pruner=self.pruner or optuna.pruners.NopPruner(),
+                directions=self.directions,
                 load_if_exists=True,
             )
         except Exception as error:
@@ -124,64 +179,124 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             ) from error
 
     def resume(self, study: optuna.Study) -> int:
-        """Count the finished trials against n_trials, continue the job numbers, and fail and
-        re-queue interrupted trials. Returns the number of completed trials."""
+        """On a study with trials: reclaim dead workers' trials, reseed the sampler and log where
+        the search stands. Returns the number of completed trials."""
+        interrupted = self.reclaim(study)
         trials = study.get_trials(deepcopy=False)
-        interrupted = [t for t in trials if t.state == TrialState.RUNNING]
-        finished = [
-            t for t in trials if t.state.is_finished() and not t.user_attrs.get(INTERRUPTED)
-        ]
+        if not trials:
+            return 0
+        if hasattr(study.sampler, "reseed_rng"):
+            study.sampler.reseed_rng()
+        finished = [t for t in budget.counted(trials) if t.state.is_finished()]
         completed = sum(t.state == TrialState.COMPLETE for t in finished)
-        for trial in interrupted:
-            study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-            study._storage.set_trial_state(trial._trial_id, TrialState.FAIL)
-            if not trial.params:
-                continue  # interrupted before its parameters were drawn: nothing to re-run
-            with warnings.catch_warnings():  # "enqueue_trial is experimental" (optuna 2.10)
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.enqueue_trial(dict(trial.params))
-        self.job_idx = len(trials)  # the next trial number: no earlier job folder is reused
-        if trials and isinstance(self.sampler, optuna.samplers.BaseSampler):
-            # a seeded sampler starts from its seed again in this new process and would propose
-            # the earlier run's parameters once more
-            self.sampler.reseed_rng()
-        if trials:
-            log.info(
-                "Resuming study %r: %d trial(s) finished (%d completed) of n_trials=%d; "
-                "next job #%d.%s",
-                study.study_name,
-                len(finished),
-                completed,
-                self.n_trials,
-                self.job_idx,
-                f" Interrupted trial(s) {[t.number for t in interrupted]} marked failed, "
-                "their parameters run first."
-                if interrupted
-                else "",
-            )
-        self.n_trials = max(0, self.n_trials - len(finished))
+        log.info(
+            "Resuming study %r: %d trial(s) finished (%d completed) of n_trials=%d.%s",
+            study.study_name,
+            len(finished),
+            completed,
+            self.n_trials,
+            f" Interrupted trial(s) {interrupted} marked failed, their parameters run first."
+            if interrupted
+            else "",
+        )
         return completed
 
-    def _configure_trials(self, trials: list[optuna.trial.Trial], *args: Any) -> Any:
-        overrides = super()._configure_trials(trials, *args)
-        for offset, trial in enumerate(trials):
-            trial.set_user_attr(JOB, self.job_idx + offset)
-        return overrides
+    def reclaim(self, study: optuna.Study) -> list[int]:
+        """Fail and re-queue dead workers' trials (see :func:`seglab.sweeps.workers.reclaim`)."""
+        first, self.resumed = not self.resumed, True
+        return reclaim(study, first)
 
-    def report_best(self, study: optuna.Study) -> None:
-        """Log the best trial with its job folder; add its number and job to the results file."""
-        best = study.best_trial
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        job = best.user_attrs.get(JOB, best.number)
+    def ask(self, study: optuna.Study, space: dict) -> list[optuna.Trial]:
+        """Up to ``n_jobs`` new trials within ``n_trials`` (see :mod:`seglab.sweeps.budget`)."""
+        trials = []
+        for _ in range(min(self.n_jobs, budget.left(study, self.n_trials))):
+            with quiet():
+                trial = study.ask(space)
+            if not budget.within_budget(study, trial, self.n_trials):
+                log.info("Trial %d was asked after n_trials were used up: dropped", trial.number)
+                break
+            trial.set_user_attr(JOB, trial.number)
+            trial.set_user_attr(WORKER, this_worker())
+            trials.append(trial)
+        return trials
+
+    def run_batch(self, study: optuna.Study, space: dict, fixed: dict) -> bool:
+        """Ask, launch and tell one batch of trials; False when there was nothing to ask."""
+        self.reclaim(study)
+        trials = self.ask(study, space)
+        if not trials:
+            return False
+        returns = []
+        beats = [get_heartbeat_thread(t._trial_id, study._storage) for t in trials]
+        for beat in beats:
+            beat.start()
+        try:
+            for run in consecutive(trials):
+                overrides = [[*trial_overrides(t, fixed), *self.link(study, t.number)] for t in run]
+                returns += self.launcher.launch(overrides, initial_job_idx=run[0].number)
+        except Exception:
+            for trial in trials[len(returns) :]:
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        finally:
+            for beat in beats:
+                beat.join()
+        failures = [
+            f for t, r in zip(trials, returns, strict=True) if (f := self.tell(study, t, r))
+        ]
+        if len(failures) / len(returns) > self.max_failure_rate:
+            log.error(
+                "%d of %d trial(s) failed, more than max_failure_rate=%s: the search stops",
+                len(failures),
+                len(returns),
+                self.max_failure_rate,
+            )
+            raise failures[0]
+        return True
+
+    def link(self, study: optuna.Study, number: int) -> list[str]:
+        """The overrides that let the job reach its trial (pruning), for a persisted study."""
+        if self.storage is None:
+            return []
+        return link_overrides(self.storage, study.study_name, number)
+
+    def tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> Exception | None:
+        """Record a job's result; returns the job's exception when it failed (not pruned)."""
+        if ret.status == JobStatus.COMPLETED:
+            value = ret.return_value
+            values = [float(v) for v in value] if len(self.directions) > 1 else [float(value)]
+            study.tell(trial, values=values)
+            failure = None
+        elif isinstance(ret._return_value, optuna.TrialPruned):
+            study.tell(trial, state=TrialState.PRUNED)
+            failure = None
+        else:
+            failure = ret._return_value
+            log.warning("Trial %d failed: %s", trial.number, failure)
+            study.tell(trial, state=TrialState.FAIL)
+            self.first_failure = self.first_failure or failure
         log.info(
-            "Best trial #%d (job folder %s): value %s, parameters %s",
-            best.number,
-            sweep_dir / str(job),
-            best.value,
-            best.params,
+            "Trial %d %s. Study: %s", trial.number, state_name(study, trial), budget.progress(study)
         )
-        path = sweep_dir / "optimization_results.yaml"
-        results = OmegaConf.load(path)
-        results.best_trial = best.number
-        results.best_job = job
-        OmegaConf.save(results, path)
+        return failure
+
+    def wait_for_others(self, study: optuna.Study) -> bool:
+        """With a heartbeat, wait while other workers' trials run: one may die and be re-queued.
+        False when there is nothing to wait for."""
+        interval = self.heartbeat["heartbeat_interval"]
+        if not interval or not is_heartbeat_enabled(study._storage):
+            return False
+        if not budget.running_elsewhere(study):
+            return False
+        time.sleep(interval)
+        return True
+
+    def finish(self, study: optuna.Study) -> None:
+        complete = study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+        if not complete:
+            if self.first_failure is not None:
+                log.error("No trial completed. The first failed trial raised:")
+                raise self.first_failure
+            log.warning("No trial completed: no optimization_results.yaml")
+            return
+        write_results(study, self.sweep_dir)

@@ -72,7 +72,7 @@ class SweepSummary(Callback):
             "overrides": redact_text(" ".join(varying)),
             "objective": config.get("optimized_metric"),
             "value": "" if failed or value is None else value,
-            "status": f"failed: {type(value).__name__}: {value}" if failed else "completed",
+            "status": job_status(failed, value),
         }
         job_dir = Path(config.hydra.runtime.output_dir)
         write_atomic(job_dir / RESULT_FILE, json.dumps(row, default=str))
@@ -94,6 +94,16 @@ class SweepSummary(Callback):
             path = sweep_dir / f"{self.filename}.md"
             write_atomic(path, markdown(rows) + "\n")
         return path
+
+
+def job_status(failed: bool, value: Any) -> str:
+    """``completed``, ``pruned at epoch N`` (an Optuna trial stopped by the pruner: its job raises
+    ``optuna.TrialPruned``, told by name so that optuna is not imported) or ``failed: ...``."""
+    if not failed:
+        return "completed"
+    if type(value).__name__ == "TrialPruned":
+        return str(value)
+    return f"failed: {type(value).__name__}: {value}"
 
 
 def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:

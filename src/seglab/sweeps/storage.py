@@ -1,0 +1,123 @@
+"""Where a study lives (``hydra.sweeper.storage``), opened the same way by the sweeper and by the
+trial's job, in any process or on any machine:
+
+- ``sqlite:///<path>.db`` (the default, ``<sweep dir>/optuna.db``; one machine): the folder is
+  created first (the launcher creates the sweep folder only at the first launch); a file made by
+  Optuna 2.10 (seglab's searches before) is upgraded, keeping a copy;
+- ``postgresql://user:password@host:port/db`` (or any SQLAlchemy URL; several machines);
+- ``journal:///<path>`` or ``<path>.log``: Optuna's journal file (a shared filesystem without a
+  database; no heartbeat);
+- ``null``: in memory (one process; nothing resumes and a job cannot reach its trial).
+
+With ``heartbeat_interval`` (seconds) each running trial's worker records a heartbeat; a trial
+whose heartbeat is older than ``grace_period`` (a dead worker) is failed by the next worker that
+asks for a trial, and re-queued with its parameters (Optuna's
+``RetryHeartbeatStaleTrialCallback``, Optuna >= 4.9) up to ``failed_trial_max_retry`` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
+from optuna.storages.journal import JournalFileBackend
+
+log = logging.getLogger(__name__)
+
+SQLITE = "sqlite:///"
+JOURNAL = "journal:///"
+STORAGE_HELP = (
+    "Use sqlite:///<path>.db (the default is optuna.db in the sweep folder), "
+    "postgresql://user:password@host:port/database, journal:///<path>.log (a shared "
+    "filesystem without a database), or hydra.sweeper.storage=null (in memory)."
+)
+
+
+def journal_path(url: str) -> Path | None:
+    """The journal file that ``url`` names, or None for a database URL."""
+    if url.startswith(JOURNAL):
+        return Path(url[len(JOURNAL) - 1 :])
+    if "://" not in url and url.endswith(".log"):
+        return Path(url)
+    return None
+
+
+def open_storage(
+    url: str | None,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    failed_trial_max_retry: int | None = 3,
+) -> BaseStorage | None:
+    """The storage ``url`` names (None: in memory), with the heartbeat settings when given."""
+    if url is None:
+        return None
+    url = str(url)
+    try:
+        path = journal_path(url)
+        if path is not None:
+            if heartbeat_interval:
+                log.info(
+                    "Optuna's journal storage has no heartbeat: a trial of a worker that dies on "
+                    "another machine stays RUNNING (hydra.sweeper.heartbeat_interval is ignored)"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith(SQLITE):
+            Path(url[len(SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
+        retry = None
+        if heartbeat_interval:
+            with warnings.catch_warnings():  # "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = RetryHeartbeatStaleTrialCallback(max_retry=failed_trial_max_retry)
+        settings = dict(
+            heartbeat_interval=heartbeat_interval or None,
+            grace_period=grace_period or None,
+            heartbeat_stale_trial_callback=retry,
+        )
+        with warnings.catch_warnings():  # "heartbeat_interval is experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                return RDBStorage(url, **settings)
+            except RuntimeError as error:
+                if "storage upgrade" not in str(error) or not url.startswith(SQLITE):
+                    raise
+                upgrade_sqlite(url)
+                return RDBStorage(url, **settings)
+    except Exception as error:
+        raise RuntimeError(
+            f"Cannot open hydra.sweeper.storage={url!r}: {type(error).__name__}: {error}. "
+            + STORAGE_HELP
+        ) from error
+
+
+def upgrade_sqlite(url: str) -> None:
+    """Upgrade an sqlite study made by an older Optuna (seglab's searches before Optuna 4 used
+    2.10, whose table schema Optuna >= 3 no longer reads), keeping a copy of the old file."""
+    path = Path(url[len(SQLITE) :])
+    backup = path.with_name(path.name + ".optuna2-backup")
+    shutil.copy2(path, backup)
+    log.warning(
+        "%s was made by an older Optuna: upgrading its tables (optuna storage upgrade); the "
+        "old file is kept as %s",
+        path,
+        backup,
+    )
+    RDBStorage(url, skip_compatibility_check=True).upgrade()
+
+
+def superseded(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Numbers of the failed trials that were re-queued (by a heartbeat's retry callback), which
+    the re-queued copy replaces."""
+    with warnings.catch_warnings():  # "retried_trial_number is experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        numbers = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
+    return numbers - {None}

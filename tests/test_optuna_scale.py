@@ -1,0 +1,242 @@
+"""Searches at scale: pruning, journal and PostgreSQL storages, several workers on one study,
+dead workers' trials re-queued, and studies of the Optuna 2.10 era resumed.
+
+The searches run the real script in subprocesses on the tiny data (one epoch per trial, or two
+for pruning); the bookkeeping of dead workers runs in-process on Optuna's own API.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from seglab.compare import compare
+from seglab.config import CONFIG_DIR
+from seglab.sweeps import budget
+from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
+from seglab.sweeps.search_space import parse_params
+from seglab.sweeps.workers import WORKER, quiet
+
+from .conftest import run_train_script
+from .helpers import wandb_records
+from .helpers.postgres import postgres_server
+from .helpers.runs import start_train_script, sweep_summary, validated_epochs
+from .test_optuna import SEARCH, STUDY, compose_search, dead_pid, tiny
+
+OLD_STUDY = Path(__file__).parent / "data" / "optuna210_sweep.sql"
+SPACE = {"x": CategoricalDistribution([1, 2])}
+
+
+def test_hydra_sweep_syntax_becomes_optuna_distributions():
+    space, fixed = parse_params(
+        ["a=range(1,5)", "b=range(0.1,0.5,0.1)", "c=shuffle(range(1,3))", "d=interval(0,1)"]
+        + ["e=choice(x,y)", "e=3", "f=tag(log,interval(1e-3,1))"]
+    )
+    assert space["a"] == IntDistribution(1, 4)  # Hydra's range leaves out stop
+    assert space["b"] == FloatDistribution(0.1, 0.4, step=0.1)
+    assert sorted(space["c"].choices) == [1, 2]  # shuffled: a choice
+    assert space["d"] == FloatDistribution(0.0, 1.0)
+    assert space["f"] == FloatDistribution(1e-3, 1.0, log=True)
+    assert fixed == {"e": "3"}  # the later (command-line) value fixes the key
+    with pytest.raises(ValueError, match=r"'g=range\(5,1\)' holds no value"):
+        parse_params(["g=range(5,1)"])
+
+
+def test_every_pruner_option_builds_its_optuna_pruner():
+    expected = {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "threshold": optuna.pruners.ThresholdPruner,
+    }
+    assert {p.stem for p in (CONFIG_DIR / "hydra" / "sweeper" / "pruner").glob("*.yaml")} == set(
+        expected
+    )
+    assert compose_search().hydra.sweeper.pruner._target_ == "optuna.pruners.NopPruner"
+    for name, cls in expected.items():
+        cfg = compose_search(f"hydra/sweeper/pruner={name}", "trainer.max_epochs=7")
+        pruner = instantiate(
+            cfg.hydra.sweeper.pruner, **({"lower": 0.5} if name == "threshold" else {})
+        )
+        assert type(pruner) is cls
+    assert pruner._lower == 0.5
+    hyperband = compose_search("hydra/sweeper/pruner=hyperband", "trainer.max_epochs=7")
+    assert instantiate(hyperband.hydra.sweeper.pruner)._max_resource == 7
+
+
+def sweeper(storage: str, n_trials: int, **settings) -> ResumableOptunaSweeperImpl:
+    return ResumableOptunaSweeperImpl(
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        direction="maximize",
+        storage=storage,
+        study_name=STUDY,
+        n_trials=n_trials,
+        **settings,
+    )
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+    with quiet():  # "heartbeat is meant for Study.optimize"
+        return study.ask(SPACE)
+
+
+def running_trial(study: optuna.Study, worker: str) -> optuna.Trial:
+    trial = ask(study)
+    trial.set_user_attr(WORKER, worker)
+    return trial
+
+
+def test_dead_workers_trials_are_failed_and_requeued_and_the_budget_holds(tmp_path):
+    search = sweeper(f"sqlite:///{tmp_path / 'optuna.db'}", 4, heartbeat_interval=1, grace_period=1)
+    study = search.open_study()
+    search.reclaim(study)  # the first call: nothing to do yet
+    here = running_trial(study, f"{socket.gethostname()}:{dead_pid()}")
+    elsewhere = running_trial(study, "another-machine:1")
+    study._storage.record_heartbeat(elsewhere._trial_id)
+    alive = running_trial(study, "another-machine:2")  # its worker keeps beating
+    # a dead worker of this machine: failed and re-queued at once
+    assert search.reclaim(study) == [here.number]
+    time.sleep(2.5)  # past the grace period: the other machine's silent trial is stale
+    study._storage.record_heartbeat(alive._trial_id)
+    assert search.reclaim(study) == []
+    trials = study.get_trials()
+    states = {t.number: t.state for t in trials}
+    assert states[here.number] == states[elsewhere.number] == TrialState.FAIL
+    assert states[alive.number] == TrialState.RUNNING
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    # (enqueue_trial keeps the parameters in a system attribute, the retry callback as params)
+    queued = sorted((t.params or t.system_attrs["fixed_params"])["x"] for t in waiting)
+    assert queued == sorted([here.params["x"], elsewhere.params["x"]])
+    # the failed originals give way to their copies: 1 running counts, 3 may still be asked
+    assert [t.number for t in budget.counted(trials)] == [alive.number]
+    assert budget.left(study, 4) == 3
+    # two workers racing for the last trial: the later-numbered one is surplus and dropped
+    first, second, third, fourth = (ask(study) for _ in range(4))
+    assert [budget.within_budget(study, t, 4) for t in (first, second, third)] == [True] * 3
+    assert not budget.within_budget(study, fourth, 4)
+    assert study.get_trials()[fourth.number].user_attrs[budget.SURPLUS] is True
+    assert budget.left(study, 4) == 0
+
+
+def search_args(sweep_dir: Path, n_trials: int, *extra: str, searched=()) -> list[str]:
+    """The tiny search without the test stage (its trials only need the validation)."""
+    sweeper = [f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweep.dir={sweep_dir}", *extra]
+    return ["-m", SEARCH, *tiny(*searched), "test=false", *sweeper]
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_postgresql_study(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    with postgres_server() as url:
+        args = search_args(sweep_dir, 6, f"hydra.sweeper.storage='{url}'")
+        workers = [
+            start_train_script(args, tmp_path, tmp_path / f"worker{i}.log") for i in range(2)
+        ]
+        for i, worker in enumerate(workers):
+            assert worker.wait(timeout=900) == 0, (tmp_path / f"worker{i}.log").read_text()[-3000:]
+        study = optuna.load_study(study_name=STUDY, storage=url)
+        trials = study.trials
+    # 6 trials in all, each run once, in its own job folder, by one of the two workers
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert {t.user_attrs[WORKER] for t in trials} == {
+        f"{socket.gethostname()}:{w.pid}" for w in workers
+    }
+    rows = sweep_summary(sweep_dir)
+    assert sorted(rows) == list(range(6))
+    assert all(row["status"] == "completed" for row in rows.values())
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert results.best_value == pytest.approx(max(t.value for t in trials))
+    for i in range(2):
+        assert "Study: best " in (tmp_path / f"worker{i}.log").read_text()
+
+
+def journal_study(path: Path) -> optuna.Study:
+    return optuna.load_study(
+        study_name=STUDY, storage=JournalStorage(JournalFileBackend(str(path)))
+    )
+
+
+@pytest.mark.slow
+def test_pruned_and_failed_trials_of_a_journal_study_resume(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    journal = sweep_dir / "optuna.log"
+    storage = f"hydra.sweeper.storage=journal:///{journal}"
+    with_wandb = [o for o in tiny("trainer.max_epochs", "model.depth") if o != "logger=csv"]
+    prune = ["hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=2.0"]
+    # 1. a Dice below 2 after the first validation: the threshold pruner stops every trial
+    args = ["-m", SEARCH, *with_wandb, "logger=wandb", "test=false", "trainer.max_epochs=2"]
+    args += ["model.depth=2"]
+    result = run_train_script(
+        [*args, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep_dir}", storage, *prune],
+        cwd=tmp_path,
+        check=True,
+    )
+    assert "No trial completed" in result.stdout + result.stderr
+    assert [t.state for t in journal_study(journal).trials] == [TrialState.PRUNED] * 2
+    rows = sweep_summary(sweep_dir)
+    for job in (0, 1):
+        assert rows[job]["status"] == "pruned at epoch 0" and rows[job]["value"] == ""
+        assert validated_epochs(sweep_dir / str(job)) == {0}  # stopped after one validation
+        records = wandb_records.read_finished(sweep_dir / str(job))
+        assert wandb_records.exit_code(records) == 0  # a clean stop, not a crash
+        assert "pruned" in wandb_records.tags(records)
+        assert wandb_records.summary(records)["trial/status"] == "pruned at epoch 0"
+    # 2. resumed with a trial that fails: no trial completes, the failure's error ends it
+    result = run_train_script(
+        [*args[:-1], "model.depth=0", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep_dir}"]
+        + [storage],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1 and "UNet depth must be >= 1" in result.stderr
+    assert "Resuming study 'unet_optuna': 2 trial(s) finished (0 completed)" in result.stdout
+    # 3. resumed once more: pruned and failed trials count, one more trial completes
+    result = run_train_script(search_args(sweep_dir, 4, storage), cwd=tmp_path, check=True)
+    study = journal_study(journal)
+    assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED", "FAIL", "COMPLETE"]
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert (results.best_trial, results.best_job) == (3, 3)
+    assert "Study: best " in result.stdout and "2 pruned, 1 failed" in result.stdout
+    rows = sweep_summary(sweep_dir)
+    assert rows[2]["status"].startswith("failed: ") and rows[3]["status"] == "completed"
+    # seglab-compare ranks the sweep folder and marks the pruned trials
+    board = compare([str(sweep_dir)])
+    notes = {run.label.split("/")[-1]: run.note for run in board.runs}
+    assert notes["0"] == notes["1"] == "pruned at epoch 0"
+
+
+def restore_sqlite(dump: Path, path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(dump.read_text())
+
+
+@pytest.mark.slow
+def test_a_study_folder_of_the_optuna_2_era_still_resumes(tmp_path):
+    # made by seglab's search on hydra-optuna-sweeper 1.3 / optuna 2.10 (tests/data/README.md):
+    # 2 completed trials and a third left RUNNING by a killed search
+    sweep_dir = tmp_path / "sweep"
+    restore_sqlite(OLD_STUDY, sweep_dir / "optuna.db")
+    result = run_train_script(search_args(sweep_dir, 3), cwd=tmp_path, check=True)
+    assert "made by an older Optuna: upgrading its tables" in result.stdout + result.stderr
+    assert (sweep_dir / "optuna.db.optuna2-backup").is_file()
+    assert "Resuming study 'unet_optuna': 2 trial(s) finished (2 completed)" in result.stdout
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    trials = study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[3].params == trials[2].params  # the interrupted trial ran again
+    assert OmegaConf.load(sweep_dir / "optimization_results.yaml").best_value == max(
+        t.value for t in trials if t.state == TrialState.COMPLETE
+    )
