@@ -171,14 +171,20 @@ class SegmentationDataModule(L.LightningDataModule):
                 "data.mean / data.std to match)"
             )
 
-    def split(self, name: str) -> TransformedDataset:
-        pipeline = self.pipelines["train" if name == "train" else "eval"]
+    def split(self, name: str, pipeline: str | None = None) -> TransformedDataset:
+        """Split ``name`` through the ``train`` (train split) or ``eval`` pipeline, or the one
+        ``pipeline`` names."""
+        pipeline = pipeline or ("train" if name == "train" else "eval")
         dataset = self.datasets[name]
-        return TransformedDataset(dataset, pipeline, self.rules(dataset), name)
+        return TransformedDataset(dataset, self.pipelines[pipeline], self.rules(dataset), name)
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def eval_dataloader(self, name: str) -> DataLoader:
+        """Split ``name`` (train too) in order through the eval pipeline (seglab-eval)."""
+        return self._loader(name, shuffle=False, pipeline="eval")
+
+    def _loader(self, name: str, shuffle: bool, pipeline: str | None = None) -> DataLoader:
         return DataLoader(
-            self.split(name),
+            self.split(name, pipeline),
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=shuffle and self._share(name) > self.batch_size,
