@@ -24,7 +24,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab import tracking
 from seglab.config import hydra_task
@@ -45,8 +45,8 @@ def check_settings(cfg: DictConfig) -> None:
     """The eval's own keys, before any work; one line naming the key and the fix each."""
     from seglab.inference.tta import TRANSFORMS
 
-    if not cfg.get("ckpt_path") or cfg.ckpt_path == "???":
-        raise ConfigError("ckpt_path is not set: python eval.py ckpt_path=<file.ckpt or run folder>")
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise ConfigError("ckpt_path is not set: add ckpt_path=<.ckpt file or run folder>")
     if cfg.split not in SPLITS:
         raise ConfigError(f"split={cfg.split} is not known: use one of {', '.join(SPLITS)}")
     if cfg.tta not in TRANSFORMS:
@@ -88,7 +88,9 @@ def fit_data_to_card(cfg: DictConfig, card: ModelCard, ckpt_file: Path) -> None:
             "gray repeated to RGB, RGB to luma)"
         )
     if names != card.class_names:
-        log.warning("data.class_names %s are reported as the checkpoint's %s", names, card.class_names)
+        log.warning(
+            "data.class_names %s are reported as the checkpoint's %s", names, card.class_names
+        )
     with open_dict(cfg):
         if list(data.mean) != card.mean or list(data.std) != card.std:
             log.info("Normalising with the checkpoint's mean %s / std %s", card.mean, card.std)

@@ -19,7 +19,6 @@ import math
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from seglab.data.validation import source_of
