@@ -11,16 +11,20 @@ W&B id in its config (``training.run_dir``, ``training.wandb_id``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from seglab.tracking.run_info import wandb_run_id
+from seglab.tracking.mode import ensure_wandb_mode
+from seglab.tracking.run_info import flatten, wandb_run_id
 
 log = logging.getLogger(__name__)
 
 JOB_TYPES = ("eval", "predict")
+TABLE_SIDE = 1024  # images in W&B tables are shrunk (every n-th pixel) to this longest side
 
 
 def training_run_dir(ckpt_file: str | Path) -> Path:
@@ -65,3 +69,71 @@ def complete_job_config(cfg: DictConfig, job_type: str, ckpt_file: str | Path) -
             wandb_cfg.id = None  # a run of its own, never the training run resumed
             wandb_cfg.log_model = False
     return training
+
+
+def job_wandb_logger(cfg: DictConfig, job_type: str, ckpt_file: str | Path, record: dict):
+    """The W&B logger of a job without a Lightning trainer (predict), its run started and the
+    job's config (``record``, plus the training run's) logged; None without ``logger=wandb``."""
+    if not (cfg.get("logger") or {}).get("wandb"):
+        return None
+    import hydra
+
+    training = complete_job_config(cfg, job_type, ckpt_file)
+    mode = ensure_wandb_mode()
+    logger = hydra.utils.instantiate(cfg.logger.wandb)
+    logger.log_hyperparams(flatten({**record, "training": training}))
+    name = logger.experiment.name
+    log.info("W&B %s: %s run %s in group %s", mode.mode, job_type, name, training["group"])
+    return logger
+
+
+class PredictionTable:
+    """A ``wandb.Table`` of predictions: image name, size, the input with the predicted mask as a
+    W&B mask overlay (classes toggled in the UI) and seglab's overlay picture
+    (:func:`seglab.utils.overlay.overlay`); at most ``max_rows`` images, each shrunk (every n-th
+    pixel) to a longest side of :data:`TABLE_SIDE` before anything is drawn."""
+
+    COLUMNS = ("image", "size", "prediction", "overlay")
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        colours: np.ndarray,
+        ignore_index: int = 255,
+        max_value_16bit: float = 65535.0,
+        max_rows: int = 16,
+    ):
+        self.labels = {index: str(name) for index, name in enumerate(class_names)}
+        self.colours, self.ignore_index = colours, ignore_index
+        self.max_value_16bit, self.max_rows = max_value_16bit, max_rows
+        self.rows: list[list] = []
+
+    def add(self, name: str, image: np.ndarray, mask: np.ndarray) -> None:
+        """``image``: the user's array (as the predictor took it); ``mask``: its prediction."""
+        if len(self.rows) >= self.max_rows:
+            return
+        import wandb
+
+        from seglab.inference.preprocessing import display_rgb
+        from seglab.utils.overlay import overlay
+
+        step = max(1, -(-max(mask.shape) // TABLE_SIDE))  # ceil: the longest side <= TABLE_SIDE
+        small = mask[::step, ::step]
+        rgb = display_rgb(np.asarray(image)[::step, ::step], self.max_value_16bit)
+        drawn = overlay(rgb, small, self.colours, self.ignore_index)
+
+        def picture(array: np.ndarray) -> np.ndarray:
+            return np.round(array * 255).astype(np.uint8)
+
+        masks = {"prediction": {"mask_data": small, "class_labels": self.labels}}
+        size = f"{mask.shape[0]}x{mask.shape[1]}"
+        self.rows.append(
+            [name, size, wandb.Image(picture(rgb), masks=masks), wandb.Image(picture(drawn))]
+        )
+
+    def log(self, logger, key: str = "predictions") -> None:
+        if logger is None or not self.rows:
+            return
+        import wandb
+
+        logger.experiment.log({key: wandb.Table(columns=list(self.COLUMNS), data=self.rows)})
