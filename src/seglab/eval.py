@@ -98,6 +98,8 @@ def fit_data_to_card(cfg: DictConfig, card: ModelCard, ckpt_file: Path) -> None:
         if "max_value_16bit" in (data.get("dataset") or {}):
             data.dataset.max_value_16bit = card.max_value_16bit
         cfg.model = card.net  # the evaluated network, in the run's config and W&B
+        if cfg.split != "test" and "test" in (data.get("splits") or {}):
+            data.splits.test = None  # not built: an empty test split would fail the data module
 
 
 def build_module(cfg: DictConfig, net, card: ModelCard):
