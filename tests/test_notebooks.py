@@ -21,7 +21,7 @@ TINY_PARAMETERS = {
         'LEARNING_RATES = "1e-3,1e-2"\n'
     ),
     "predict.ipynb": (
-        "EPOCHS = 1\nTRAIN_SAMPLES = 16\nIMAGE_SIZE = 32\nMOSAIC = 4\nTILE_SIZE = 48\n"
+        "EPOCHS = 1\nTRAIN_SAMPLES = 16\nIMAGE_SIZE = 32\nMOSAIC = 3\nTILE_SIZE = 64\n"
         'TTA = "flips"\n'
     ),
 }
@@ -69,6 +69,6 @@ def test_notebook_runs_and_shows_its_results(path):
         assert len([o for o in outputs(notebook, "data") if "image/png" in o.data]) == 3
     if path.name == "predict.ipynb":
         text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
-        assert "image: (128, 128) uint8" in text  # the large image (4 x 4 tiles of 32 x 32)
+        assert "image: (96, 96, 1) uint8" in text  # the large image: 3 x 3 images of 32 x 32
         assert "tiled + tta=flips: Dice" in text
         assert len([o for o in outputs(notebook, "data") if "image/png" in o.data]) == 2
