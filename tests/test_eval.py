@@ -152,7 +152,7 @@ def test_bad_inputs_give_one_line_each(tiny_run_dir, tmp_path):
         return str(caught.value)
 
     assert "does not exist" in error(f"ckpt_path={tmp_path}/missing.ckpt")
-    assert "ckpt_path is not set" in error()
+    assert "ckpt_path must be set (mandatory" in error()
     message = error(f"ckpt_path={tiny_run_dir}", "data.class_names=[background,disc]")
     assert "2 classes" in message and "trained for 4" in message
     message = error(
@@ -160,6 +160,13 @@ def test_bad_inputs_give_one_line_each(tiny_run_dir, tmp_path):
     )
     assert "takes 1-channel images: add data.in_channels=1" in message
     assert "split=holdout is not known" in error(f"ckpt_path={tiny_run_dir}", "split=holdout")
+    assert "trainer.devices=1" in error(f"ckpt_path={tiny_run_dir}", "trainer.devices=2")
+    folder = [f"ckpt_path={tiny_run_dir}", "data=folder", "data.in_channels=1"]
+    folder += [f"data.class_names=[{','.join(CLASSES)}]"]
+    with pytest.raises(ConfigError, match="data.dataset.root must be set .* python eval.py"):
+        evaluate(eval_cfg(tmp_path, *folder))
+    with pytest.raises(ConfigError, match=f"data: .*{tmp_path}/nowhere"):
+        evaluate(eval_cfg(tmp_path, *folder, f"data.dataset.root={tmp_path}/nowhere"))
     assert "no test split" in error(f"ckpt_path={tiny_run_dir}", "data.splits.test=null")
     with pytest.raises(UnknownKeyError, match="splt is not a key of conf/eval.yaml: did you mean"):
         check_unknown_keys("eval", ["data=synthetic", "splt=val"])

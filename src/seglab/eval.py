@@ -24,12 +24,13 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab import tracking
 from seglab.config import hydra_task
 from seglab.inference.card import ModelCard
-from seglab.preflight import ConfigError, check_accelerator
+from seglab.preflight import ConfigError, check_accelerator, missing_keys
 from seglab.tracking.jobs import complete_job_config
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.instantiate import instantiate_named
@@ -45,14 +46,21 @@ def check_settings(cfg: DictConfig) -> None:
     """The eval's own keys, before any work; one line naming the key and the fix each."""
     from seglab.inference.tta import TRANSFORMS
 
-    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+    missing = missing_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} must be set (mandatory, ??? in the config): python eval.py "
+            + " ".join(f"{key}=..." for key in missing)
+        )
+    if not cfg.ckpt_path:
         raise ConfigError("ckpt_path is not set: add ckpt_path=<.ckpt file or run folder>")
     if cfg.split not in SPLITS:
         raise ConfigError(f"split={cfg.split} is not known: use one of {', '.join(SPLITS)}")
     if cfg.tta not in TRANSFORMS:
         raise ConfigError(f"tta={cfg.tta} is not known: use one of {', '.join(TRANSFORMS)}")
     devices = cfg.trainer.get("devices")
-    if devices not in (1, "1", "auto") and devices != [0]:
+    one = devices in (1, "1") or (OmegaConf.is_list(devices) and len(devices) == 1)
+    if not one:
         raise ConfigError(
             f"trainer.devices={devices}: seglab-eval runs on one device (per-image rows are "
             "collected in one process): set trainer.devices=1"
@@ -102,6 +110,15 @@ def fit_data_to_card(cfg: DictConfig, card: ModelCard, ckpt_file: Path) -> None:
             data.splits.test = None  # not built: an empty test split would fail the data module
 
 
+def instantiate_data(data: DictConfig):
+    """The data module; its errors (a missing folder, an empty split) as one line."""
+    try:
+        return hydra.utils.instantiate(data)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"data: {str(cause).splitlines()[0]}") from None
+
+
 def build_module(cfg: DictConfig, net, card: ModelCard):
     """The SegmentationModule training tests with; behind a Predictor for TTA / tiling."""
     from seglab.module import SegmentationModule
@@ -149,7 +166,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     wandb_mode = tracking.ensure_wandb_mode()
     output = Path(cfg.paths.output_dir)
     print_config_tree(cfg, save_to=output / "config_tree.log")
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = instantiate_data(cfg.data)
     module = build_module(cfg, net, card)
     callbacks = instantiate_named(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_named(cfg.get("logger"), "logger")
