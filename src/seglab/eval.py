@@ -110,13 +110,20 @@ def fit_data_to_card(cfg: DictConfig, card: ModelCard, ckpt_file: Path) -> None:
             data.splits.test = None  # not built: an empty test split would fail the data module
 
 
-def instantiate_data(data: DictConfig):
-    """The data module; its errors (a missing folder, an empty split) as one line."""
+def instantiate_data(data: DictConfig, split: str):
+    """The data module with the split to evaluate; its errors (a missing folder, an empty split,
+    no such split) as one line."""
     try:
-        return hydra.utils.instantiate(data)
+        datamodule = hydra.utils.instantiate(data)
     except InstantiationException as error:
         cause = error.__cause__ or error
         raise ConfigError(f"data: {str(cause).splitlines()[0]}") from None
+    if split not in datamodule.datasets:
+        raise ConfigError(
+            f"split={split}: the data config has no {split} split (data.splits.{split} is null): "
+            f"use one of {', '.join(s for s in SPLITS if s in datamodule.datasets)}"
+        )
+    return datamodule
 
 
 def build_module(cfg: DictConfig, net, card: ModelCard):
@@ -143,11 +150,6 @@ def build_module(cfg: DictConfig, net, card: ModelCard):
 def run_split(trainer: L.Trainer, module, datamodule, split: str) -> tuple[str, float]:
     """Validate (``split=val``) or test (``test``, ``train``: the test loop) the split, through
     the eval pipeline in order; returns the stage its metrics are logged under and seconds."""
-    if split not in datamodule.datasets:
-        raise ConfigError(
-            f"split={split}: the data config has no {split} split (data.splits.{split} is null): "
-            f"use one of {', '.join(s for s in SPLITS if s in datamodule.datasets)}"
-        )
     loader = datamodule.eval_dataloader(split)
     start = time.perf_counter()
     if split == "val":
@@ -166,7 +168,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     wandb_mode = tracking.ensure_wandb_mode()
     output = Path(cfg.paths.output_dir)
     print_config_tree(cfg, save_to=output / "config_tree.log")
-    datamodule = instantiate_data(cfg.data)
+    datamodule = instantiate_data(cfg.data, cfg.split)
     module = build_module(cfg, net, card)
     callbacks = instantiate_named(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_named(cfg.get("logger"), "logger")
