@@ -44,9 +44,14 @@ TINY = [*TINY_DATA, *TINY_MODEL, *TINY_TRAINER]
 
 def compose_train(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
     """``conf/train.yaml`` composed with ``overrides``, writing into ``output_dir``."""
+    return compose_task("train", output_dir, overrides)
+
+
+def compose_task(config_name: str, output_dir: Path, overrides: list[str] = ()) -> DictConfig:
+    """``conf/<config_name>.yaml`` composed with ``overrides``, writing into ``output_dir``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=False)
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=False)
     with open_dict(cfg):
         cfg.paths.root_dir = str(output_dir)
         cfg.paths.log_dir = str(output_dir / "logs")

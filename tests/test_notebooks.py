@@ -20,6 +20,10 @@ TINY_PARAMETERS = {
         "EPOCHS = 1\nTRAIN_SAMPLES = 16\nEVAL_SAMPLES = 8\nIMAGE_SIZE = 32\n"
         'LEARNING_RATES = "1e-3,1e-2"\n'
     ),
+    "predict.ipynb": (
+        "EPOCHS = 1\nTRAIN_SAMPLES = 16\nIMAGE_SIZE = 32\nMOSAIC = 3\nTILE_SIZE = 64\n"
+        'TTA = "flips"\n'
+    ),
 }
 
 
@@ -63,3 +67,8 @@ def test_notebook_runs_and_shows_its_results(path):
         assert "| class | IoU | Dice | support (pixels) |" in text  # the per-class report
         # curves, the prediction grid and the confusion matrix, as PNG outputs
         assert len([o for o in outputs(notebook, "data") if "image/png" in o.data]) == 3
+    if path.name == "predict.ipynb":
+        text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+        assert "image: (96, 96, 1) uint8" in text  # the large image: 3 x 3 images of 32 x 32
+        assert "tiled + tta=flips: Dice" in text
+        assert len([o for o in outputs(notebook, "data") if "image/png" in o.data]) == 2

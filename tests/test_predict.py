@@ -14,6 +14,7 @@ import seglab
 from seglab.data.io import read_image
 from seglab.inference import read_probabilities
 from tests.conftest import REPO_ROOT, train_script_env
+from tests.helpers import wandb_records
 
 
 @pytest.fixture
@@ -81,6 +82,7 @@ def test_predict_one_file_tiled_with_tta(tiny_run_dir, images, tmp_path):
     out = tmp_path / "out"
     ckpt = next((tiny_run_dir / "checkpoints").glob("epoch_*.ckpt"))
     args = [f"ckpt_path={ckpt}", f"input={images}/gray*.png", f"output={out}", "tta=d4"]
+    args += ["logger=wandb"]  # and the W&B predict job, checked below
     result = run_predict([*args, "tile_size=8", "save_probabilities=tiff"], cwd=tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     predictor = seglab.load_model(ckpt, device="cpu", tta="d4", tile_size=8)
@@ -88,6 +90,20 @@ def test_predict_one_file_tiled_with_tta(tiny_run_dir, images, tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(out / "gray16.png")), predictor(image))
     assert read_probabilities(out / "gray16_probabilities.tif").shape == (4, 31, 17)
     assert not (out / "rgb.png").exists()
+    # W&B: a predict job in the training run's group (a single run: named after its folder)
+    # with a table of the predicted image (input with its mask, overlay)
+    (run,) = (tmp_path / "logs" / "predict" / "runs").iterdir()
+    records = wandb_records.read_finished(run)
+    info = wandb_records.run_info(records)
+    assert (info.job_type, info.run_group) == ("predict", tiny_run_dir.name)
+    assert wandb_records.exit_code(records) == 0
+    (row,) = [r for r in wandb_records.history(records) if "predictions/_type" in r]
+    assert row["predictions/_type"] == "table-file" and row["predictions/nrows"] == 1
+    (files,) = wandb_records.artifact_files(records).values()
+    assert "predictions.table.json" in files
+    assert len([f for f in files if f.startswith("media/images/") and f.endswith(".png")]) == 3
+    assert len([f for f in files if f.startswith("media/images/mask/")]) == 1  # the mask
+    assert wandb_records.config(records)["training.checkpoint"] == str(ckpt)
 
 
 def test_unwritable_output_stops_before_any_work(tiny_run_dir, images, tmp_path):

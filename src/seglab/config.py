@@ -6,6 +6,7 @@ wheel carries the same files as ``seglab/conf``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import sys
 from collections.abc import Callable, Sequence
@@ -64,10 +65,48 @@ def check_renamed_keys(overrides: Sequence[str]) -> None:
             )
 
 
-def hydra_task(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+class UnknownKeyError(SystemExit):
+    """An override names a key the task's config does not have; the message names the close one."""
+
+
+def known_keys(config_name: str) -> list[str]:
+    """The top-level keys of ``conf/<config_name>.yaml``, the groups of its defaults list and
+    ``hydra``."""
+    primary = OmegaConf.load(Path(CONFIG_DIR) / f"{config_name}.yaml")
+    groups = [
+        str(group).split()[-1]
+        for entry in primary.get("defaults", [])
+        if not isinstance(entry, str)
+        for group in entry
+    ]
+    return sorted({*(str(k) for k in primary if k != "defaults"), *groups, "hydra"})
+
+
+def check_unknown_keys(config_name: str, overrides: Sequence[str]) -> None:
+    """Stop with one line when an override's first key part is not in the task's config (a
+    typo such as ``splt=val``); ``+key=`` (a new key), ``~key`` and options pass."""
+    known = known_keys(config_name)
+    for override in overrides:
+        if override.startswith(("+", "~", "-")) or "=" not in override:
+            continue
+        key = override.partition("=")[0]
+        top = key.split(".")[0].split("/")[0]
+        if top and top not in known:
+            close = difflib.get_close_matches(top, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UnknownKeyError(
+                f"{key} is not a key of conf/{config_name}.yaml: {hint}(its keys: "
+                f"{', '.join(known)}; add a new key with +{override})"
+            )
+
+
+def hydra_task(
+    config_name: str, strict_keys: bool = False
+) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
     """``@hydra.main`` for a seglab task reading ``conf/<config_name>.yaml``, which first refuses
     renamed config keys with a message naming the new ones (Hydra would fail on them with
-    "Key ... is not in struct" alone)."""
+    "Key ... is not in struct" alone) and, with ``strict_keys``, override keys the config does not
+    have (:func:`check_unknown_keys`)."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         hydra_main = hydra.main(
@@ -77,6 +116,8 @@ def hydra_task(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Call
         @functools.wraps(task)
         def main() -> Any:
             check_renamed_keys(sys.argv[1:])
+            if strict_keys:
+                check_unknown_keys(config_name, sys.argv[1:])
             return hydra_main()
 
         return main

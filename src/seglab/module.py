@@ -7,6 +7,9 @@ Logged names: ``<stage>/loss``, ``<stage>/iou``, ``<stage>/dice``, ``<stage>/acc
 counts, rows = true class) is kept in ``confusion_matrices[stage]`` for callbacks to report.
 A non-finite training loss stops the run with :class:`FloatingPointError` (the run diverged),
 naming the last good checkpoint.
+``validation_step`` and ``test_step`` return ``{"preds": class indices, "target": mask}`` (N x h x
+w, the mask aligned to the logits), which callbacks receive as ``outputs`` in
+``on_{validation,test}_batch_end`` (per-image metrics, :class:`seglab.callbacks.PerImageMetrics`).
 Every checkpoint carries the ``card`` (a :class:`seglab.inference.card.ModelCard`: network config,
 classes, normalisation, ...) under ``checkpoint["seglab"]``, so that it is usable without the
 training config (``seglab.load_model``).
@@ -83,19 +86,20 @@ class SegmentationModule(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         images, masks = batch["image"], batch["mask"]
         logits = self(images)
         masks = self.net.align_target(masks, logits)
         loss = self.loss(logits, masks)
         if stage == "train" and not torch.isfinite(loss):
             self._diverged(loss)
-        self.metrics[f"{stage}_"].update(logits.argmax(dim=1), masks)
+        preds = logits.argmax(dim=1)
+        self.metrics[f"{stage}_"].update(preds, masks)
         self.mean_loss[f"{stage}_"].update(loss.detach(), weight=images.shape[0])
         if stage == "train":
             # the running loss in the progress bar; the logged train/loss is the epoch mean
             self.log("loss", loss, prog_bar=True, logger=False, on_step=True, on_epoch=False)
-        return loss
+        return {"loss": loss, "preds": preds, "target": masks}
 
     def _log_epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         """Compute, log and reset the stage's loss and metrics.
@@ -149,21 +153,23 @@ class SegmentationModule(L.LightningModule):
         self.val_dice_best.reset()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")["loss"]
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
+        step = self._step(batch, "val")
+        return {"preds": step["preds"], "target": step["target"]}
 
     def on_validation_epoch_end(self) -> None:
         logged = self._log_epoch_metrics("val")
         self.val_dice_best.update(logged["val/dice"])
         self.log("val/dice_best", self.val_dice_best.compute(), prog_bar=True)
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
+        step = self._step(batch, "test")
+        return {"preds": step["preds"], "target": step["target"]}
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")

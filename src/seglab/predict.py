@@ -7,7 +7,9 @@ divided by the checkpoint's ``max_value_16bit``) and writes, per image, ``<stem>
 indices; 16-bit above 256 classes), ``<stem>_overlay.png`` and, with ``save_probabilities=npy``
 or ``tiff``, ``<stem>_probabilities.npy`` / ``.tif``. Files that are not images, or that cannot
 be read, are reported and skipped. A summary table (image, size, seconds, class pixel fractions)
-is printed and written to ``<output>/summary.csv``.
+is printed and written to ``<output>/summary.csv``. With ``logger=wandb`` a ``job_type=predict``
+W&B run in the training run's group (:mod:`seglab.tracking.jobs`) gets a table of the inputs with
+their predicted masks (``predictions``, the first ``wandb_images`` images) and the summary.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
+from seglab import tracking
 from seglab.config import hydra_task
 
 log = logging.getLogger(__name__)
@@ -119,8 +122,9 @@ def summary_row(path: Path, mask: np.ndarray, seconds: float, class_names) -> di
     return row
 
 
-def run_inputs(predictor, files: list[Path], output: Path, cfg: DictConfig):
-    """Predict every file; returns (summary rows, skipped ``(file, reason)`` pairs)."""
+def run_inputs(predictor, files: list[Path], output: Path, cfg: DictConfig, table=None):
+    """Predict every file; returns (summary rows, skipped ``(file, reason)`` pairs). ``table``
+    (a :class:`seglab.tracking.jobs.PredictionTable`) gets each image and its mask."""
     from tqdm import tqdm
 
     from seglab.data.io import FileError, read_image
@@ -139,6 +143,8 @@ def run_inputs(predictor, files: list[Path], output: Path, cfg: DictConfig):
             skipped.append((path, str(error)))
             continue
         rows.append(summary_row(path, mask, time.perf_counter() - start, predictor.class_names))
+        if table is not None:
+            table.add(path.name, image, mask)
     return rows, skipped
 
 
@@ -163,8 +169,12 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
     options = {key: cfg[key] for key in PREDICTOR_KEYS if key in cfg}
     predictor = load_model(cfg.ckpt_path, device=cfg.get("device", "auto"), **options)
-    rows, skipped = run_inputs(predictor, files, output, cfg)
+    logger, table = wandb_job(cfg, predictor, len(files))
+    rows, skipped = run_inputs(predictor, files, output, cfg, table)
     report(rows, skipped, output)
+    if logger is not None:
+        table.log(logger)
+        logger.experiment.summary.update({"images": len(rows), "skipped": len(skipped)})
     if not rows:
         raise PredictError(
             f"none of the {len(files)} file(s) of input={cfg.input} could be predicted (see the "
@@ -173,9 +183,34 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     return {"rows": rows, "skipped": [str(path) for path, _ in skipped]}
 
 
-@hydra_task("predict")
+def wandb_job(cfg: DictConfig, predictor, num_files: int):
+    """``(W&B logger, PredictionTable)`` with ``logger=wandb``, else ``(None, None)``."""
+    from seglab.inference.writers import colours_of
+    from seglab.tracking.jobs import PredictionTable, job_wandb_logger
+
+    record = {key: cfg.get(key) for key in ("ckpt_path", "input", "output", *PREDICTOR_KEYS)}
+    record.update(files=num_files, card=predictor.card.to_dict())
+    logger = job_wandb_logger(cfg, "predict", predictor.checkpoint_path, record)
+    if logger is None:
+        return None, None
+    colours = colours_of(predictor.palette, predictor.num_classes)
+    table = PredictionTable(
+        predictor.class_names,
+        colours,
+        predictor.ignore_index,
+        predictor.preprocessing.max_value_16bit,
+        max_rows=int(cfg.get("wandb_images", 16)),
+    )
+    return logger, table
+
+
+# predict() as a task: the W&B run (logger=wandb) always finished with the exit code
+run_task = tracking.task_wrapper(predict)
+
+
+@hydra_task("predict", strict_keys=True)
 def main(cfg: DictConfig) -> None:
-    predict(cfg)
+    run_task(cfg)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,17 @@ def run_info(records) -> wandb_internal_pb2.RunRecord:
     raise AssertionError("the run file holds no run record")
 
 
+def artifact_files(records, kind: str = "run_table") -> dict[str, list[str]]:
+    """The files of each logged artifact of ``kind`` by artifact name. A ``wandb.Table`` logged
+    to a run is a ``run_table`` artifact: its JSON and the media of its cells (images, masks),
+    staged for ``wandb sync`` outside the run folder in offline mode."""
+    return {
+        record.artifact.name: [entry.path for entry in record.artifact.manifest.contents]
+        for record in records
+        if record.WhichOneof("record_type") == "artifact" and record.artifact.type == kind
+    }
+
+
 def exit_code(records) -> int:
     """The exit code the run was finished with (``wandb.finish(exit_code=...)``); the dashboard
     shows a non-zero one as failed."""

@@ -192,18 +192,24 @@ class SegmentationDataModule(L.LightningDataModule):
                 "data.mean / data.std to match)"
             )
 
-    def split(self, name: str) -> TransformedDataset | SkipBadSamples:
-        pipeline = self.pipelines["train" if name == "train" else "eval"]
+    def split(self, name: str, pipeline: str | None = None) -> TransformedDataset | SkipBadSamples:
+        """Split ``name`` through the ``train`` (train split) or ``eval`` pipeline, or the one
+        ``pipeline`` names; behind :class:`SkipBadSamples` when ``on_bad_sample=skip``."""
+        pipeline = pipeline or ("train" if name == "train" else "eval")
         dataset = self.datasets[name]
-        transformed = TransformedDataset(dataset, pipeline, self.rules(dataset), name)
+        transformed = TransformedDataset(dataset, self.pipelines[pipeline], self.rules(dataset), name)
         if self.on_bad_sample == "fail":
             return transformed
         folder = Path(self.trainer.default_root_dir) if self.trainer else Path.cwd()
         return SkipBadSamples(transformed, folder / FILENAME)
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def eval_dataloader(self, name: str) -> DataLoader:
+        """Split ``name`` (train too) in order through the eval pipeline (seglab-eval)."""
+        return self._loader(name, shuffle=False, pipeline="eval")
+
+    def _loader(self, name: str, shuffle: bool, pipeline: str | None = None) -> DataLoader:
         return DataLoader(
-            self.split(name),
+            self.split(name, pipeline),
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=shuffle and self._share(name) > self.batch_size,

@@ -135,6 +135,14 @@ class Predictor:
         with torch.inference_mode():
             return self._probabilities(self._input(image))[0].numpy()
 
+    def batch_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K, H, W) float32 probabilities, on ``x``'s device, of an already preprocessed
+        (N, C, H, W) batch (a DataLoader's, as seglab-eval feeds it): each image with this
+        predictor's tiling and TTA, the network run on ``x``'s device."""
+        device = x.device
+        images = (self._probabilities(image[None].cpu(), device) for image in x)
+        return torch.cat([p.to(device) for p in images])
+
     def _input(self, image) -> torch.Tensor:
         if self.net.training:  # put back in eval mode if the caller trained it meanwhile
             self.net.eval()
@@ -143,10 +151,12 @@ class Predictor:
     def _tiled(self, x: torch.Tensor) -> bool:
         return needs_tiling(self.tile_size, self.net.size_multiple, *x.shape[-2:])
 
-    def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """(1, K, H, W) float32 on the CPU from the (1, C, H, W) CPU input."""
+    def _probabilities(self, x: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+        """(1, K, H, W) float32 on the CPU from the (1, C, H, W) CPU input; the network runs on
+        ``device`` (default: the predictor's)."""
+        device = device or self.device
         if not self._tiled(x):
-            return self._tile_probabilities(x.to(self.device)).cpu()
+            return self._tile_probabilities(x.to(device)).cpu()
         roi = tile_shape(self.tile_size, self.net.size_multiple, *x.shape[-2:])
         return sliding_window(
             self._tile_probabilities,
@@ -155,7 +165,7 @@ class Predictor:
             batch_size=self.tile_batch_size,
             overlap=self.tile_overlap,
             blend=self.blend,
-            tile_device=self.device,
+            tile_device=device,
         )
 
     def _tile_probabilities(self, x: torch.Tensor) -> torch.Tensor:

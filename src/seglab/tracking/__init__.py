@@ -6,6 +6,8 @@
 - :mod:`~seglab.tracking.run`: :func:`prepare` (mode + the W&B logger's name, group, job type and
   resume id), :func:`record_versions` (``versions.yaml``), :func:`log_hyperparameters`,
   :func:`wandb_loggers`, :func:`finish`;
+- :mod:`~seglab.tracking.jobs`: the W&B runs of eval / predict jobs (in the training run's group)
+  and the predictions table;
 - :mod:`~seglab.tracking.task`: :func:`task_wrapper`, which finishes the W&B run with the task's
   exit code (1 on errors, 143 on SIGTERM, 130 on Ctrl-C).
 """
