@@ -197,7 +197,8 @@ class SegmentationDataModule(L.LightningDataModule):
         ``pipeline`` names; behind :class:`SkipBadSamples` when ``on_bad_sample=skip``."""
         pipeline = pipeline or ("train" if name == "train" else "eval")
         dataset = self.datasets[name]
-        transformed = TransformedDataset(dataset, self.pipelines[pipeline], self.rules(dataset), name)
+        rules = self.rules(dataset)
+        transformed = TransformedDataset(dataset, self.pipelines[pipeline], rules, name)
         if self.on_bad_sample == "fail":
             return transformed
         folder = Path(self.trainer.default_root_dir) if self.trainer else Path.cwd()
