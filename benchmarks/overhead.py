@@ -1,7 +1,7 @@
 """Framework overhead: train.py's path against a minimal PyTorch loop, interleaved in one job.
 
     python benchmarks/overhead.py [--epochs 5] [--steps 20] [--val-batches 16] [--threads 1]
-                                  [--profile out.txt] [overrides ...]
+                                  [--profile out.txt] [--gpu] [overrides ...]
 
 (a) seglab: the objects ``train.py`` builds from the default config (``seglab.train.instantiate``:
     SegmentationModule with its metrics, every default callback -- checkpoints, last.ckpt, early
@@ -10,6 +10,9 @@
 (b) plain: a copy of the same network with the same loss and optimiser, trained by a bare loop on
     the same DataModule's loaders, plus the same validation batches (forward, argmax, a confusion
     bincount).
+On the CPU (default) the loaders run in the main process (``data.num_workers=0``) and torch on
+``--threads``; ``--gpu`` uses ``trainer=gpu`` (bf16 autocast, channels-last, pinned memory and
+its loader workers) and the plain loop does the same on CUDA.
 
 Each epoch is ``--steps`` training batches and ``--val-batches`` validation batches for both. The
 two alternate: at the start of each seglab epoch a callback runs one plain epoch, so both see the
@@ -58,33 +61,41 @@ def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
 class PlainLoop:
     """The reference: a bare training loop and validation pass over the same loaders."""
 
-    def __init__(self, net, loss, optimizer_factory, datamodule, steps: int, val_batches: int):
-        self.net = copy.deepcopy(net)
-        self.loss = copy.deepcopy(loss)
+    def __init__(self, net, loss, optimizer_factory, datamodule, steps, val_batches, gpu=False):
+        self.device = torch.device("cuda" if gpu else "cpu")
+        self.net = copy.deepcopy(net).to(self.device)
+        if gpu:  # what trainer=gpu does: channels-last network, bf16 autocast
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.loss = copy.deepcopy(loss).to(self.device)
         self.optimizer = optimizer_factory(params=self.net.parameters())
         self.datamodule, self.steps, self.val_batches = datamodule, steps, val_batches
         self.num_classes = net.num_classes
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=gpu)
+
+    def batches(self, loader, limit: int):
+        for index, batch in enumerate(loader):
+            if index == limit:
+                return
+            yield (batch[key].to(self.device, non_blocking=True) for key in ("image", "mask"))
 
     def epoch(self) -> float:
         start = time.perf_counter()
         self.net.train()
-        for step, batch in enumerate(self.datamodule.train_dataloader()):
-            if step == self.steps:
-                break
-            loss = self.loss(self.net(batch["image"]), batch["mask"])
+        for images, masks in self.batches(self.datamodule.train_dataloader(), self.steps):
+            with self.autocast:
+                loss = self.loss(self.net(images), masks)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
         self.net.eval()
-        confusion = torch.zeros(self.num_classes**2, dtype=torch.long)
-        with torch.no_grad():
-            for index, batch in enumerate(self.datamodule.val_dataloader()):
-                if index == self.val_batches:
-                    break
-                predicted, mask = self.net(batch["image"]).argmax(1), batch["mask"]
-                keep = mask < self.num_classes
-                pairs = mask[keep] * self.num_classes + predicted[keep]
+        confusion = torch.zeros(self.num_classes**2, dtype=torch.long, device=self.device)
+        with torch.no_grad(), self.autocast:
+            for images, masks in self.batches(self.datamodule.val_dataloader(), self.val_batches):
+                predicted = self.net(images).argmax(1)
+                keep = masks < self.num_classes
+                pairs = masks[keep] * self.num_classes + predicted[keep]
                 confusion += torch.bincount(pairs, minlength=self.num_classes**2)
+        confusion.cpu()  # waits for the device
         return time.perf_counter() - start
 
 
@@ -125,6 +136,7 @@ def fit(cfg: DictConfig, args, with_plain: bool) -> Interleave:
             run.datamodule,
             args.steps,
             args.val_batches,
+            gpu=args.gpu,
         )
     interleave = Interleave(plain)
     run.trainer.callbacks.append(interleave)
@@ -148,12 +160,12 @@ def profile(cfg: DictConfig, args, path: Path) -> None:
 
 def measure(args) -> dict:
     torch.set_num_threads(args.threads)
+    device = ["trainer=gpu"] if args.gpu else ["trainer.accelerator=cpu", "data.num_workers=0"]
     overrides = [
-        "trainer.accelerator=cpu",
+        *device,
         f"trainer.max_epochs={args.epochs}",
         f"trainer.limit_train_batches={args.steps}",
         f"trainer.limit_val_batches={args.val_batches}",
-        "data.num_workers=0",
         "test=false",
         *args.overrides,
     ]
@@ -164,7 +176,10 @@ def measure(args) -> dict:
             profile(compose_config(overrides, Path(tmp) / "profiled"), args, args.profile)
     seglab, plain = timed.seglab_times[1:], timed.plain_times[1:]  # the first pair: warm-up
     ratios = [p / s for s, p in zip(seglab, plain, strict=True)]
+    batch = cfg.data.batch_size
     return {
+        "device": "cuda (trainer=gpu)" if args.gpu else "cpu",
+        "seglab_images_per_s": batch * args.steps / statistics.median(seglab),
         "seglab_steps_per_s": args.steps / statistics.median(seglab),
         "plain_steps_per_s": args.steps / statistics.median(plain),
         "ratio": statistics.median(ratios),
@@ -183,6 +198,7 @@ def parse(argv: list[str] | None = None):
     parser.add_argument("--val-batches", type=int, default=16, help="val batches per epoch")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", type=Path, default=None, help="cProfile of a seglab fit")
+    parser.add_argument("--gpu", action="store_true", help="trainer=gpu, the plain loop on CUDA")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.base_width=32")
     return parser.parse_args(argv)
 
@@ -190,12 +206,14 @@ def parse(argv: list[str] | None = None):
 def table(result: dict) -> str:
     return "\n".join(
         [
-            f"| path | steps/s ({result['threads']} thread(s), {result['steps']} steps + "
+            f"| path | steps/s ({result['device']}, {result['threads']} thread(s), "
+            f"{result['steps']} steps + "
             f"{result['val_batches']} val batches per epoch, median of {result['epochs']}) |",
             "| --- | ---: |",
             f"| seglab (train.py's objects, default config) | {result['seglab_steps_per_s']:.3f} |",
             f"| plain PyTorch loop | {result['plain_steps_per_s']:.3f} |",
             f"| seglab / plain | {result['ratio']:.3f} (per epoch: {result['ratios']}) |",
+            f"| seglab images/s | {result['seglab_images_per_s']:.1f} |",
         ]
     )
 
