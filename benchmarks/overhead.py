@@ -1,6 +1,6 @@
 """Framework overhead: train.py's path against a minimal PyTorch loop, interleaved in one job.
 
-    python benchmarks/overhead.py [--epochs 5] [--steps 20] [--val-batches 16] [--threads 1]
+    python benchmarks/overhead.py [--epochs 5] [--steps 128] [--val-batches 16] [--threads 1]
                                   [--profile out.txt] [--gpu] [overrides ...]
 
 (a) seglab: the objects ``train.py`` builds from the default config (``seglab.train.instantiate``:
@@ -14,7 +14,8 @@ On the CPU (default) the loaders run in the main process (``data.num_workers=0``
 ``--threads``; ``--gpu`` uses ``trainer=gpu`` (bf16 autocast, channels-last, pinned memory and
 its loader workers) and the plain loop does the same on CUDA.
 
-Each epoch is ``--steps`` training batches and ``--val-batches`` validation batches for both. The
+Each epoch is ``--steps`` training batches and ``--val-batches`` validation batches for both (by
+default the default config's whole epoch: 128 and 16, so per-epoch costs weigh as in a run). The
 two alternate: at the start of each seglab epoch a callback runs one plain epoch, so both see the
 same machine load; the first pair is a warm-up and not counted. A seglab epoch is timed from its
 start to the next one's (everything Lightning and the callbacks do in between counts). Printed:
@@ -194,7 +195,8 @@ def measure(args) -> dict:
 def parse(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5, help="epochs of each (1 is warm-up)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per epoch")
+    # the default config's epoch: 1024 synthetic samples / batch 8 = 128 steps, 16 val batches
+    parser.add_argument("--steps", type=int, default=128, help="training steps per epoch")
     parser.add_argument("--val-batches", type=int, default=16, help="val batches per epoch")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", type=Path, default=None, help="cProfile of a seglab fit")

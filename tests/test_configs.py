@@ -144,3 +144,20 @@ def test_every_group_in_the_defaults_list_has_its_folder():
     groups = [next(iter(entry)) for entry in defaults if not isinstance(entry, str)]
     groups = [group.removeprefix("optional ").removeprefix("override ") for group in groups]
     assert groups and all((Path(CONFIG_DIR) / group).is_dir() for group in groups), groups
+
+
+def test_isbi_experiment_preset_uses_the_budget_levers(tmp_path):
+    cfg = compose_train(tmp_path, ["experiment=isbi2012"])
+    assert cfg.data.dataset._target_ == "seglab.data.FolderDataset"
+    assert cfg.data.samples_per_epoch == 200 and cfg.trainer.max_time == "00:00:10:00"
+    assert cfg.scheduler._target_ == "seglab.schedules.TimeSchedule"
+    assert cfg.trainer.max_epochs == -1 and cfg.callbacks.early_stopping is None
+    trainer = hydra.utils.instantiate(cfg.trainer, accelerator="cpu")
+    net = torch.nn.Linear(1, 1)
+    optimizer = hydra.utils.instantiate(cfg.optimizer)(params=net.parameters())
+    budget = Budget.of(trainer)  # the Timer that trainer.max_time adds
+    assert budget.max_time == 600
+    scheduler, interval = build_scheduler(
+        hydra.utils.instantiate(cfg.scheduler), optimizer, lambda: budget
+    )
+    assert interval == "step" and scheduler.max_time == 600
