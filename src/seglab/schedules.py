@@ -7,6 +7,10 @@
   from Lightning's ``Timer`` at every step (the Timer keeps its elapsed time in checkpoints, so a
   resumed run continues the decay where it stopped).
 
+Under DDP each process reads its own Timer, so the ranks' learning rates under ``TimeSchedule``
+can differ by the few milliseconds between their clocks (a relative difference of ~1e-5 in a
+10-minute budget); ``StepSchedule`` is identical on every rank.
+
 Torch's own schedulers (``CosineAnnealingLR``, ``PolynomialLR``: ``scheduler=cosine``/``poly``) are
 stepped once per epoch. :func:`build_scheduler` is what ``SegmentationModule`` calls: it hands a
 budget schedule the trainer's :class:`Budget`, any other factory the optimiser alone.
