@@ -1,7 +1,7 @@
 """Can the train loader feed the model? Loader images/s against training-step images/s, one run.
 
     python benchmarks/data.py [overrides ...] [--workers 0 1 2] [--batches 100] [--steps 5]
-                              [--threads N]
+                              [--threads N] [--device cuda]
 
 Both sides come from the real Hydra configs (``seglab.config.CONFIG_DIR``), by default
 ``data=isbi2012 model=unet``: the ISBI 2012 slices (``../shared/data/isbi2012_membrane``,
@@ -80,21 +80,29 @@ def loader_rate(cfg: DictConfig, num_workers: int, batches: int) -> tuple[float,
     return images / seconds, shape
 
 
-def model_rate(cfg: DictConfig, shape: tuple, steps: int) -> float:
-    """Images/s of full training steps of the configured model, loss and optimiser."""
+def model_rate(cfg: DictConfig, shape: tuple, steps: int, device: str = "cpu") -> float:
+    """Images/s of full training steps of the configured model, loss and optimiser (on CUDA:
+    bf16 autocast and channels-last, as ``trainer=gpu``)."""
     torch.manual_seed(0)
-    net = hydra.utils.instantiate(cfg.model).train()
+    net = hydra.utils.instantiate(cfg.model).train().to(device)
     loss_fn = hydra.utils.instantiate(cfg.loss)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(params=net.parameters())
     num_classes = len(cfg.data.class_names)
-    images = torch.randn(shape)
-    masks = torch.randint(0, num_classes, (shape[0], *shape[2:]))
+    images = torch.randn(shape, device=device)
+    masks = torch.randint(0, num_classes, (shape[0], *shape[2:]), device=device)
+    cuda = device.startswith("cuda")
+    if cuda:
+        net = net.to(memory_format=torch.channels_last)
     times = []
     for i in range(steps + 1):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(net(images), masks).backward()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            loss = loss_fn(net(images), masks)
+        loss.backward()
         optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()
         if i:  # step 0 is the warm-up
             times.append(time.perf_counter() - start)
     return shape[0] / statistics.median(times)
@@ -106,6 +114,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100, help="loader batches per setting")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per setting")
     parser.add_argument("--threads", type=int, help="torch threads of the model (default: all)")
+    parser.add_argument("--device", default="cpu", help="the model's device, e.g. cuda")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.batch_size=8")
     args = parser.parse_args()
     if args.threads:
@@ -122,7 +131,7 @@ def main() -> None:
     rows = []
     for workers in args.workers:
         loader, shape = loader_rate(cfg, workers, args.batches)
-        model = model_rate(cfg, shape, args.steps)
+        model = model_rate(cfg, shape, args.steps, args.device)
         rows.append((workers, shape, loader, model))
         print(f"num_workers={workers}: loader {loader:.1f} images/s, model {model:.2f} images/s")
     print("\n| num_workers | batch | loader images/s | model images/s | loader / model |")

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Timer
 from omegaconf import OmegaConf
 
 from seglab.config import CONFIG_DIR
+from seglab.schedules import Budget, build_scheduler
 from seglab.utils.instantiate import instantiate_named
 
 from .conftest import ISBI_DIR, TINY, compose_train, run_train_script
@@ -73,8 +74,9 @@ def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
         assert net.eval()(image).shape[1] == datamodule.num_classes
     hydra.utils.instantiate(cfg.loss)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(params=net.parameters())
-    if cfg.get("scheduler"):
-        hydra.utils.instantiate(cfg.scheduler)(optimizer=optimizer)
+    if cfg.get("scheduler"):  # budget schedules also get the run's steps and time
+        budget = Budget(total_steps=10, max_time=60.0, elapsed=lambda: 0.0)
+        build_scheduler(hydra.utils.instantiate(cfg.scheduler), optimizer, lambda: budget)
     callbacks = instantiate_named(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_named(cfg.get("logger"), "logger")
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
@@ -130,8 +132,32 @@ def test_max_time_reaches_the_trainer(tmp_path):
     assert trainer.limit_train_batches == 1.0  # null: every batch
 
 
+def test_validation_cadence_reaches_the_trainer(tmp_path):
+    cadence = ["trainer.check_val_every_n_epoch=3", "trainer.val_check_interval=0.5"]
+    trainer = hydra.utils.instantiate(compose_train(tmp_path, [*TINY, *cadence]).trainer)
+    assert (trainer.check_val_every_n_epoch, trainer.val_check_interval) == (3, 0.5)
+    assert hydra.utils.instantiate(compose_train(tmp_path, TINY).trainer).val_check_interval == 1.0
+
+
 def test_every_group_in_the_defaults_list_has_its_folder():
     defaults = OmegaConf.load(Path(CONFIG_DIR) / "train.yaml").defaults
     groups = [next(iter(entry)) for entry in defaults if not isinstance(entry, str)]
     groups = [group.removeprefix("optional ").removeprefix("override ") for group in groups]
     assert groups and all((Path(CONFIG_DIR) / group).is_dir() for group in groups), groups
+
+
+def test_isbi_experiment_preset_uses_the_budget_levers(tmp_path):
+    cfg = compose_train(tmp_path, ["experiment=isbi2012"])
+    assert cfg.data.dataset._target_ == "seglab.data.FolderDataset"
+    assert cfg.data.samples_per_epoch == 200 and cfg.trainer.max_time == "00:00:10:00"
+    assert cfg.scheduler._target_ == "seglab.schedules.TimeSchedule"
+    assert cfg.trainer.max_epochs == -1 and cfg.callbacks.early_stopping is None
+    trainer = hydra.utils.instantiate(cfg.trainer, accelerator="cpu")
+    net = torch.nn.Linear(1, 1)
+    optimizer = hydra.utils.instantiate(cfg.optimizer)(params=net.parameters())
+    budget = Budget.of(trainer)  # the Timer that trainer.max_time adds
+    assert budget.max_time == 600
+    scheduler, interval = build_scheduler(
+        hydra.utils.instantiate(cfg.scheduler), optimizer, lambda: budget
+    )
+    assert interval == "step" and scheduler.max_time == 600

@@ -219,3 +219,22 @@ def test_two_processes_train_on_a_dataset_smaller_than_two_batches(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "No training batches" not in result.stdout + result.stderr
     assert "val/dice_best" in last_metrics(tmp_path / "run")
+
+
+def test_samples_per_epoch_sets_the_training_batches_and_draws_fresh_crops():
+    """8 train samples, samples_per_epoch=20, batch 4: 5 batches an epoch, each sample read 2-3
+    times with its own random crop; validation keeps its own size."""
+    crop = [A.RandomCrop(height=16, width=16)]
+    dm = make_datamodule(samples_per_epoch=20, augmentation={"train": crop})
+    assert len(dm.train_dataloader()) == 5
+    assert len(dm.val_dataloader().dataset) == 4
+    train = dm.split("train")
+    first, again = train[0]["image"], train[8]["image"]  # the same sample, cropped anew
+    assert first.shape == again.shape == (1, 16, 16) and not torch.equal(first, again)
+    assert len(make_datamodule().train_dataloader()) == 2  # null: each sample once
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "many", True])
+def test_bad_samples_per_epoch_names_the_key_and_the_fix(value):
+    with pytest.raises(ValueError, match=r"data\.samples_per_epoch=.*e\.g\. 200"):
+        make_datamodule(samples_per_epoch=value)

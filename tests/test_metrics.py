@@ -24,3 +24,35 @@ def test_classes_absent_from_target_and_prediction_are_left_out_of_the_mean():
     values = metrics.compute()
     assert torch.isclose(values["iou"], torch.tensor(1.0))
     assert torch.isclose(values["dice"], torch.tensor(1.0))
+
+
+def test_values_equal_torchmetrics_own_classes():
+    """One confusion matrix gives what torchmetrics' IoU, F1 and accuracy classes compute."""
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import (
+        MulticlassAccuracy,
+        MulticlassF1Score,
+        MulticlassJaccardIndex,
+    )
+
+    common = {"num_classes": 4, "ignore_index": 255}
+    reference = MetricCollection(
+        {
+            "iou": MulticlassJaccardIndex(average="macro", **common),
+            "dice": MulticlassF1Score(average="macro", **common),
+            "accuracy": MulticlassAccuracy(average="micro", **common),
+            "iou_per_class": MulticlassJaccardIndex(average="none", **common),
+            "dice_per_class": MulticlassF1Score(average="none", **common),
+        }
+    )
+    metrics = segmentation_metrics(**common)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):  # class 3 is never true nor predicted: left out of both means
+        predicted = torch.randint(0, 3, (2, 16, 16), generator=generator)
+        target = torch.randint(0, 3, (2, 16, 16), generator=generator)
+        target[:, 0] = 255
+        metrics.update(predicted, target)
+        reference.update(predicted, target)
+    values, expected = metrics.compute(), reference.compute()
+    for name, value in expected.items():
+        assert torch.allclose(values[name], value), name

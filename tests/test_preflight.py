@@ -62,6 +62,15 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "lr": (["optimizer.lr=fast"], r"optimizer\.lr='fast' is not a number: .*optimizer\.lr="),
         "batch0": (["data.batch_size=0"], r"data\.batch_size=0 must be at least 1: .*batch_size="),
         "batch-3": (["data.batch_size=-3"], r"data\.batch_size=-3 must be at least 1"),
+        "samples_per_epoch": (
+            ["data.samples_per_epoch=0"],
+            r"data\.samples_per_epoch=0 must be at least 1: .*samples_per_epoch=200",
+        ),
+        "time_schedule": (
+            ["scheduler=time_cosine"],
+            r"scheduler=time_cosine decays over trainer\.max_time, which is not set: .*"
+            r"trainer\.max_time=00:00:10:00",
+        ),
         "output_dir": (
             [f"paths.output_dir={a_file}/run"],
             rf"paths\.output_dir={a_file}/run "

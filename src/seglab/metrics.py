@@ -17,26 +17,41 @@ How they are averaged (the same on train, val and test):
 
 from __future__ import annotations
 
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassJaccardIndex,
-)
+import torch
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 
-def segmentation_metrics(num_classes: int, ignore_index: int) -> MetricCollection:
+class SegmentationMetrics(MulticlassConfusionMatrix):
+    """torchmetrics' confusion matrix (its update: one bincount per batch, ``ignore_index``
+    skipped, summed across processes), with IoU, Dice and accuracy derived from it in ``compute``.
+
+    One state updated once per batch: the same values as torchmetrics' ``MulticlassJaccardIndex``,
+    ``MulticlassF1Score`` (macro and per class) and ``MulticlassAccuracy`` (micro), which would
+    each redo the counting on every batch (tests/test_metrics.py checks the equality).
+    """
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        confusion = super().compute()
+        counts = confusion.double()
+        tp = counts.diag()
+        fp, fn = counts.sum(0) - tp, counts.sum(1) - tp
+        present = (tp + fp + fn) > 0  # classes neither true nor predicted: out of the means
+        iou = torch.where(present, tp / (tp + fp + fn).clamp_min(1), 0.0)
+        dice = torch.where(present, 2 * tp / (2 * tp + fp + fn).clamp_min(1), 0.0)
+        kept = present.sum().clamp_min(1)
+        return {
+            "iou": (iou.sum() / kept).float(),
+            "dice": (dice.sum() / kept).float(),
+            "accuracy": (tp.sum() / counts.sum().clamp_min(1)).float(),
+            "iou_per_class": iou.float(),
+            "dice_per_class": dice.float(),
+            "confusion": confusion,
+        }
+
+
+def segmentation_metrics(num_classes: int, ignore_index: int) -> SegmentationMetrics:
     """IoU and Dice (mean and per class), pixel accuracy and the confusion matrix (pixel counts,
     rows = true class) from per-pixel class predictions."""
-    common = {"num_classes": num_classes, "ignore_index": ignore_index, "validate_args": False}
-    return MetricCollection(
-        {
-            "iou": MulticlassJaccardIndex(average="macro", **common),
-            "dice": MulticlassF1Score(average="macro", **common),
-            "accuracy": MulticlassAccuracy(average="micro", **common),
-            "iou_per_class": MulticlassJaccardIndex(average="none", **common),
-            "dice_per_class": MulticlassF1Score(average="none", **common),
-            "confusion": MulticlassConfusionMatrix(**common),
-        }
+    return SegmentationMetrics(
+        num_classes=num_classes, ignore_index=ignore_index, validate_args=False
     )

@@ -29,6 +29,7 @@ from torchmetrics import MaxMetric, MeanMetric
 
 from seglab.metrics import segmentation_metrics
 from seglab.models.base import SegmentationNet
+from seglab.schedules import Budget, build_scheduler
 
 if TYPE_CHECKING:
     from seglab.inference.card import ModelCard
@@ -50,7 +51,9 @@ class SegmentationModule(L.LightningModule):
             for a network whose output is smaller).
         loss: called as ``loss(logits, target)`` with int64 (N, H, W) targets.
         optimizer: factory ``optimizer(params=...)``, e.g. a Hydra ``_partial_`` of AdamW.
-        scheduler: optional factory ``scheduler(optimizer=...)``, stepped once per epoch.
+        scheduler: optional factory ``scheduler(optimizer=...)``, stepped once per epoch; a
+            :class:`seglab.schedules.BudgetSchedule` is also given the run's step / time budget
+            and stepped after every optimiser step.
         class_names: one name per class index, used in per-class metric names.
         ignore_index: target value excluded from the metrics (the loss has its own setting).
         card: what inference needs (``ModelCard``), saved in every checkpoint; None saves none.
@@ -185,10 +188,10 @@ class SegmentationModule(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
+        scheduler, interval = build_scheduler(
+            self.scheduler_factory, optimizer, lambda: Budget.of(self.trainer)
+        )
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": self.scheduler_factory(optimizer=optimizer),
-                "interval": "epoch",
-            },
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }

@@ -46,6 +46,7 @@ NUMBERS = (
     Number("trainer.max_epochs", "the number of epochs (-1: no limit)", -1, 10),
     Number("trainer.min_epochs", "the smallest number of epochs", 0, 1),
     Number("data.batch_size", "the samples per batch and process", 1, 8),
+    Number("data.samples_per_epoch", "the training samples per epoch (null: each once)", 1, 200),
     Number("optimizer.lr", "the learning rate", 0, 0.001, whole=False, strict=True),
 )
 
@@ -62,6 +63,7 @@ def check_config(cfg: DictConfig) -> None:
     for number in NUMBERS:
         check_number(cfg, number)
     check_accelerator(cfg.get("trainer") or {})
+    check_time_schedule(cfg)
     output_dir = OmegaConf.select(cfg, "paths.output_dir")
     if output_dir:
         check_writable(output_dir, "paths.output_dir", "paths.log_dir=<a writable folder>")
@@ -107,6 +109,17 @@ def check_number(cfg: DictConfig, number: Number) -> None:
     if not (value > number.minimum if number.strict else value >= number.minimum):
         bound = "above" if number.strict else "at least"
         raise ConfigError(f"{number.key}={value} must be {bound} {number.minimum}: {fix}")
+
+
+def check_time_schedule(cfg: DictConfig) -> None:
+    """A schedule over trainer.max_time (seglab.schedules.TimeSchedule) needs a time budget."""
+    target = OmegaConf.select(cfg, "scheduler._target_", default=None)
+    if target == "seglab.schedules.TimeSchedule" and not OmegaConf.select(cfg, "trainer.max_time"):
+        raise ConfigError(
+            "scheduler=time_cosine decays over trainer.max_time, which is not set: add a budget, "
+            f"e.g. {command('scheduler=time_cosine', 'trainer.max_time=00:00:10:00')}, or use "
+            "scheduler=warmup_cosine (over the run's steps)"
+        )
 
 
 def check_accelerator(trainer: DictConfig | dict) -> None:

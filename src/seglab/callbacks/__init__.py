@@ -1,8 +1,15 @@
 """Lightning callbacks for seglab runs (named in ``conf/callbacks/*.yaml``)."""
 
+from seglab.callbacks.channels_last import ChannelsLast
 from seglab.callbacks.encoder_freezing import EncoderFreezeUnfreeze
 from seglab.callbacks.per_image_metrics import PerImageMetrics
 from seglab.callbacks.prediction_images import PredictionImages
 from seglab.callbacks.segmentation_report import SegmentationReport
 
-__all__ = ["EncoderFreezeUnfreeze", "PerImageMetrics", "PredictionImages", "SegmentationReport"]
+__all__ = [
+    "ChannelsLast",
+    "EncoderFreezeUnfreeze",
+    "PerImageMetrics",
+    "PredictionImages",
+    "SegmentationReport",
+]

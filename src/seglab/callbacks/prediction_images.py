@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from seglab.models.base import SegmentationNet
 from seglab.tracking import wandb_loggers
+from seglab.utils.background import Background
 from seglab.utils.overlay import (
     class_colours,
     display_image,
@@ -253,6 +254,7 @@ class PredictionImages(L.Callback):
         self.samples: SampleSet | None = None
         self.validated = False
         self._warned = False
+        self.writer = Background("prediction_images")  # grids are drawn while training goes on
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -281,7 +283,7 @@ class PredictionImages(L.Callback):
         epoch = trainer.current_epoch
         path = self.dirpath / f"epoch_{epoch:03d}.png"
         title = f"validation samples, epoch {epoch}, step {trainer.global_step}"
-        save_grid(predictions, path, class_names, ignore_index, title)
+        self.writer.submit(save_grid, predictions, path, class_names, ignore_index, title)
         for logger in wandb_loggers(trainer):
             logger.log_image(
                 WANDB_KEY,
@@ -290,6 +292,9 @@ class PredictionImages(L.Callback):
                 masks=[wandb_masks(p, class_names, ignore_index) for p in predictions],
                 caption=[f"val sample {p.index}" for p in predictions],
             )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.writer.close()  # every grid written (an error in drawing one is raised here)
 
     def _warn(self, why: str) -> None:
         if not self._warned:

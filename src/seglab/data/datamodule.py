@@ -33,18 +33,23 @@ class TransformedDataset(Dataset):
     against the data rules (``validation.problems``): the first problem raises
     :class:`~seglab.data.bad_samples.BadSampleError`, naming the file."""
 
-    def __init__(self, dataset: Dataset, transform, rules: Rules, split: str):
+    def __init__(
+        self, dataset: Dataset, transform, rules: Rules, split: str, length: int | None = None
+    ):
         self.dataset = dataset
         self.transform = transform
         self.rules = rules
         self.split = split
+        # samples per epoch: index i reads sample i % len(dataset), each time freshly augmented
+        self.length = length
         self._transform_seed: int | None = None
         self._warned = False
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset) if self.length is None else self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = index % len(self.dataset)
         try:
             sample = self.dataset[index]
         except FileError as error:  # e.g. a truncated file the data check did not read
@@ -111,6 +116,9 @@ class SegmentationDataModule(L.LightningDataModule):
         ignore_index: mask value excluded from loss and metrics.
         batch_size, num_workers, pin_memory, persistent_workers: DataLoader settings (per process
             under DDP: the effective batch is ``batch_size * world_size``).
+        samples_per_epoch: training samples per epoch (None: each train sample once). Index ``i``
+            reads sample ``i % len(train)``, augmented anew each time (e.g. 25 ISBI slices and 200:
+            each slice 8 times, 8 different random crops), shuffled as one epoch.
         datasets: instead of ``dataset`` and ``splits``: ready ``{"train", "val", "test"}``
             datasets (Python use).
         on_bad_sample: ``fail`` stops at a sample that cannot be read or breaks the data rules;
@@ -134,10 +142,13 @@ class SegmentationDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         datasets: Mapping[str, Dataset | None] | None = None,
         on_bad_sample: str = "fail",
+        samples_per_epoch: int | None = None,
     ):
         super().__init__()
         self.on_bad_sample = check_on_bad_sample(on_bad_sample)
         check_settings(class_names, in_channels, mean, std, ignore_index)
+        check_samples_per_epoch(samples_per_epoch)
+        self.samples_per_epoch = samples_per_epoch
         self.class_names = list(class_names)
         self.in_channels = in_channels
         self.ignore_index = ignore_index
@@ -198,7 +209,8 @@ class SegmentationDataModule(L.LightningDataModule):
         pipeline = pipeline or ("train" if name == "train" else "eval")
         dataset = self.datasets[name]
         rules = self.rules(dataset)
-        transformed = TransformedDataset(dataset, self.pipelines[pipeline], rules, name)
+        length = self.samples_per_epoch if pipeline == "train" else None
+        transformed = TransformedDataset(dataset, self.pipelines[pipeline], rules, name, length)
         if self.on_bad_sample == "fail":
             return transformed
         folder = Path(self.trainer.default_root_dir) if self.trainer else Path.cwd()
@@ -225,7 +237,8 @@ class SegmentationDataModule(L.LightningDataModule):
         ``1 / world_size`` of the data): the last partial batch is dropped only when a process
         has more than one batch, so small datasets still train under DDP."""
         world_size = getattr(self.trainer, "world_size", 1) or 1
-        return len(self.datasets[name]) // world_size
+        length = self.samples_per_epoch if name == "train" else None
+        return (length or len(self.datasets[name])) // world_size
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -257,6 +270,14 @@ def check_settings(class_names, in_channels, mean, std, ignore_index) -> None:
         raise ValueError(
             f"data.ignore_index={ignore_index} collides with a class index 0.."
             f"{len(class_names) - 1}; use a value >= {len(class_names)} (e.g. 255)"
+        )
+
+
+def check_samples_per_epoch(value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f"data.samples_per_epoch={value!r} must be a whole number >= 1 of training samples "
+            "per epoch (e.g. 200), or null for each training sample once"
         )
 
 

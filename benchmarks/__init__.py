@@ -1,0 +1,1 @@
+"""seglab's benchmark scripts (``python -m benchmarks``; see BENCHMARKS.md)."""
