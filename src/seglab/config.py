@@ -15,6 +15,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.resume import resume_argv
+
 _PACKAGED = Path(__file__).resolve().parent / "conf"
 _CHECKOUT = Path(__file__).resolve().parents[2] / "conf"
 CONFIG_DIR = _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
@@ -64,10 +66,13 @@ def check_renamed_keys(overrides: Sequence[str]) -> None:
             )
 
 
-def hydra_task(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+def hydra_task(
+    config_name: str, resumable: bool = False
+) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
     """``@hydra.main`` for a seglab task reading ``conf/<config_name>.yaml``, which first refuses
     renamed config keys with a message naming the new ones (Hydra would fail on them with
-    "Key ... is not in struct" alone)."""
+    "Key ... is not in struct" alone). A ``resumable`` task expands ``resume=<run folder>`` into
+    that run's command line (:mod:`seglab.resume`)."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         hydra_main = hydra.main(
@@ -77,6 +82,8 @@ def hydra_task(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Call
         @functools.wraps(task)
         def main() -> Any:
             check_renamed_keys(sys.argv[1:])
+            if resumable:  # resume=<run folder>: that run's own command line
+                sys.argv = resume_argv(sys.argv, config_name)
             return hydra_main()
 
         return main

@@ -1,7 +1,8 @@
 """Lightning callbacks for seglab runs (named in ``conf/callbacks/*.yaml``)."""
 
 from seglab.callbacks.encoder_freezing import EncoderFreezeUnfreeze
+from seglab.callbacks.interruption import Interruption
 from seglab.callbacks.prediction_images import PredictionImages
 from seglab.callbacks.segmentation_report import SegmentationReport
 
-__all__ = ["EncoderFreezeUnfreeze", "PredictionImages", "SegmentationReport"]
+__all__ = ["EncoderFreezeUnfreeze", "Interruption", "PredictionImages", "SegmentationReport"]

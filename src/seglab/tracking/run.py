@@ -108,9 +108,12 @@ def log_hyperparameters(
         )
 
 
-def finish(exit_code: int = 0) -> None:
+def finish(exit_code: int = 0, interrupted: str | None = None) -> None:
     """Close the W&B run, if one is open, with the task's exit code (non-zero: failed on the
-    dashboard), so the next task or multirun job starts clean."""
+    dashboard), so the next task or multirun job starts clean. An interrupted run (it can be
+    resumed) is finished with exit code 0 and ``interrupted: <signal>`` in its summary."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
+        if interrupted:
+            wandb.run.summary["interrupted"] = interrupted
         wandb.finish(exit_code=exit_code)

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 # Overrides that say where or how a run is logged, not what it trains: left out of run names.
-NOT_IN_NAME = ("hydra.", "paths.", "logger", "callbacks", "tags", "task_name", "ckpt_path")
+NOT_IN_NAME = (
+    "hydra.",
+    "paths.",
+    "logger",
+    "callbacks",
+    "tags",
+    "task_name",
+    "ckpt_path",
+    "resume",
+)
 MAX_NAME_LENGTH = 128
 
 
