@@ -15,6 +15,7 @@ raises ``SIGTERMException`` at the end of the current batch, calls every callbac
 - saves ``<dirpath>/interrupted.ckpt`` only for an interruption (an error leaves the last good
   checkpoint alone), and tags the exception with an :class:`Interrupted` record that the task
   wrapper turns into the exit code ``128 + signal`` and the line saying how to resume;
+- under DDP, rank zero waits for the ranks it started to exit (no orphan or zombie process);
 - carries the global random states (torch, numpy, Python) in every checkpoint;
 - leaves the file in place until a later fit of the run completes (Lightning's ``teardown``
   removes it then: ``last.ckpt`` is newer); evaluating it (``train=false``) keeps it.
@@ -22,7 +23,9 @@ raises ``SIGTERMException`` at the end of the current batch, calls every callbac
 
 from __future__ import annotations
 
+import logging
 import signal
+import subprocess
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -33,7 +36,9 @@ import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_prefixed_message
 
+log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
@@ -49,6 +54,18 @@ class Interrupted:
     @property
     def signal_name(self) -> str:
         return signal.Signals(self.signum).name
+
+
+def wait_for_other_ranks(trainer: L.Trainer, timeout: float = 120.0) -> None:
+    """Rank zero of a DDP run started by Lightning's script launcher waits until the other ranks
+    of its node (its child processes, stopping after the same batch) have exited, so that none
+    outlives the run (killed after ``timeout`` seconds)."""
+    for process in getattr(trainer.strategy.launcher, "procs", None) or []:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def interruption_of(error: BaseException) -> Interrupted | None:
@@ -104,10 +121,15 @@ class Interruption(OnExceptionCheckpoint):
         if not isinstance(exception, SIGTERMException):
             return  # an error, or a second Ctrl-C: keep the last good checkpoint
         signum = self._decided or self._received or signal.SIGTERM
+        name = signal.Signals(signum).name
+        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        log.info(rank_prefixed_message(f"{name}: stopping at {where}", trainer.global_rank))
         trainer.save_checkpoint(self.ckpt_path)
         exception.seglab_interrupted = Interrupted(
             signum, self.ckpt_path, trainer.current_epoch, trainer.global_step
         )
+        wait_for_other_ranks(trainer)
+
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":  # a fit that completed (an interrupted one calls no teardown hooks)
