@@ -69,3 +69,25 @@ def test_wandb_aliases_best_the_best_checkpoint_and_latest_the_last(tiny_cfg, mo
 def test_last_checkpoint_every_zero_epochs_names_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"every_n_epochs=0 must be at least 1: .*=null"):
         LastCheckpoint(tmp_path, every_n_epochs=0)
+
+
+def test_last_checkpoint_knows_the_best_after_its_epochs_validation_and_resume_keeps_it(
+    tiny_cfg, tmp_path
+):
+    """last.ckpt is written after the epoch's validation: its best is that epoch's when it
+    improves; a resumed fit carries on the best validation Dice (val/dice_best) it holds."""
+    improving = ["callbacks.model_checkpoint.monitor=step", "callbacks.model_checkpoint.mode=max"]
+    run_task(tiny_cfg("trainer.max_epochs=2", "test=false", *improving))
+    folder = tmp_path / "checkpoints"
+    last = read(folder / "last.ckpt")
+    (best_state,) = [s for k, s in last["callbacks"].items() if "'step'" in k]
+    assert Path(best_state["best_model_path"]).name.startswith("epoch_001")
+    assert int(best_state["best_model_score"]) == 2 * STEPS_PER_EPOCH
+    best = [float(r["val/dice_best"]) for r in metric_rows(tmp_path) if r.get("val/dice_best")]
+    assert float(last["val_dice_best"]) == pytest.approx(best[-1])
+    # a best score the next epoch cannot reach (the tiny net's Dice stays far below 0.99)
+    last["val_dice_best"] = torch.tensor(0.99)
+    torch.save(last, folder / "last.ckpt")
+    resume = [f"ckpt_path={folder / 'last.ckpt'}", "test=false", *improving]
+    metrics = run_task(tiny_cfg("trainer.max_epochs=3", *resume))
+    assert metrics["val/dice_best"] == pytest.approx(0.99) and metrics["val/dice"] < 0.99

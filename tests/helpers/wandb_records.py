@@ -111,3 +111,13 @@ def read_finished(run_dir: str | Path, wait: float = 120.0) -> list[wandb_intern
         if time.monotonic() > deadline:
             return records
         time.sleep(0.2)
+
+
+def summary(records) -> dict:
+    """The run summary as logged (``wandb.run.summary[...] = ...``), the latest value per key."""
+    values = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                values[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return values

@@ -4,7 +4,10 @@ its time limit), with a resumable checkpoint of the exact point reached.
 Built on Lightning's own path for SIGTERM: once ``trainer.received_sigterm`` is set, the fit loop
 raises ``SIGTERMException`` at the end of the current batch, calls every callback's
 ``on_exception`` and tears down (the DataLoader workers and DDP processes end with it).
-:class:`Interruption` is Lightning's ``OnExceptionCheckpoint`` which
+:class:`Interruption` does what Lightning's ``OnExceptionCheckpoint`` does (save in
+``on_exception``, remove the file in ``teardown``) but is not one: with an ``OnExceptionCheckpoint``
+among the callbacks, Lightning 2.6 turns every ``fit(ckpt_path=None)`` into ``ckpt_path="last"``,
+i.e. a fit into a folder that holds checkpoints would silently resume. It
 
 - catches the three signals during fit (a second Ctrl-C aborts at once, without a checkpoint);
   Lightning's own SIGTERM handler stops each DDP rank at the batch where *its* signal arrived,
@@ -24,6 +27,7 @@ raises ``SIGTERMException`` at the end of the current batch, calls every callbac
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -34,7 +38,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_prefixed_message
 
@@ -73,12 +77,16 @@ def interruption_of(error: BaseException) -> Interrupted | None:
     return getattr(error, "seglab_interrupted", None)
 
 
-class Interruption(OnExceptionCheckpoint):
+class Interruption(Callback):
     """Save ``<dirpath>/interrupted.ckpt`` and stop every rank after the same batch when the fit
     gets SIGINT, SIGTERM or SIGUSR1 (see the module docstring)."""
 
     def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
-        super().__init__(dirpath=dirpath, filename=filename)
+        if not filename:
+            raise ValueError(
+                "callbacks.interruption.filename is empty: name the file, e.g. interrupted"
+            )
+        self.ckpt_path = os.path.join(dirpath, f"{filename}.ckpt")
         self._received: int = 0  # the signal this process got, 0 for none
         self._decided: int = 0  # the signal all ranks stop for
 
@@ -130,10 +138,9 @@ class Interruption(OnExceptionCheckpoint):
         )
         wait_for_other_ranks(trainer)
 
-
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":  # a fit that completed (an interrupted one calls no teardown hooks)
-            super().teardown(trainer, pl_module, stage)
+            trainer.strategy.remove_checkpoint(self.ckpt_path)
 
     # The global random states travel in every checkpoint (Lightning's own keeps none), as
     # tensors and numbers, so that safe loading (weights_only=True) reads them.
