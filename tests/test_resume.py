@@ -168,12 +168,19 @@ def test_resume_errors_name_the_folder_and_the_fix(tiny_run_dir, tiny_cfg, tmp_p
         run_task(cfg)
 
 
-def test_sigusr1_in_process_stops_after_the_batch_and_exits_138(tiny_cfg, tmp_path, monkeypatch):
-    """SLURM's warning signal; the handlers are Lightning's again after the fit."""
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [((signal.SIGUSR1,), 128 + signal.SIGUSR1), ((signal.SIGINT, signal.SIGINT), 130)],
+    ids=["sigusr1", "ctrl-c-twice"],
+)
+def test_a_signal_in_process_stops_after_the_batch(tiny_cfg, tmp_path, monkeypatch, signals, code):
+    """SIGUSR1 (SLURM's warning) saves the point after the batch and exits 138; Ctrl-C twice
+    stops at once without a checkpoint (130). The signal handlers are as before afterwards."""
 
     def signal_at_step_5(callback, trainer, *args, **kwargs):
         if trainer.global_step == 5:
-            os.kill(os.getpid(), signal.SIGUSR1)
+            for signum in signals:
+                os.kill(os.getpid(), signum)
         decide(callback, trainer, *args, **kwargs)
 
     decide = Interruption.on_train_batch_end
@@ -181,7 +188,11 @@ def test_sigusr1_in_process_stops_after_the_batch_and_exits_138(tiny_cfg, tmp_pa
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit) as stopped:
         run_task(tiny_cfg("trainer.max_epochs=5"))
-    assert stopped.value.code == 128 + signal.SIGUSR1
-    saved = torch.load(tmp_path / "checkpoints" / "interrupted.ckpt", weights_only=True)
-    assert (saved["epoch"], saved["global_step"]) == (1, 5)  # mid-epoch, after the batch
+    assert stopped.value.code == code
+    ckpt = tmp_path / "checkpoints" / "interrupted.ckpt"
+    if len(signals) == 1:
+        saved = torch.load(ckpt, weights_only=True)
+        assert (saved["epoch"], saved["global_step"]) == (1, 5)  # mid-epoch, after the batch
+    else:
+        assert not ckpt.exists() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
