@@ -119,8 +119,11 @@ class Interruption(Callback):
 
     def _decide(self, trainer: L.Trainer) -> None:
         """Every rank, at the same batch: stop if any rank got a signal."""
-        received = torch.tensor(self._received, device=trainer.strategy.root_device)
-        self._decided = int(trainer.strategy.reduce(received, reduce_op="max"))
+        if trainer.world_size == 1:  # no collective (nor a GPU sync) in a single process
+            self._decided = self._received
+        else:
+            received = torch.tensor(self._received, device=trainer.strategy.root_device)
+            self._decided = int(trainer.strategy.reduce(received, reduce_op="max"))
         if self._decided:
             # Lightning's flag: its loops raise SIGTERMException after this batch, on every rank
             trainer._signal_connector.received_sigterm = True
