@@ -65,8 +65,8 @@ def test_sigterm_saves_the_point_reached_and_exits_143_with_the_wandb_run_finish
     ckpt = run_dir / "checkpoints" / "interrupted.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)  # safe loading reads it
     step = saved["global_step"]
-    assert step >= STEPS_PER_EPOCH  # after the first epoch's last.ckpt
-    assert saved["epoch"] == step // STEPS_PER_EPOCH
+    assert step > STEPS_PER_EPOCH  # after the first epoch's last.ckpt
+    assert saved["epoch"] == (step - 1) // STEPS_PER_EPOCH  # the epoch of the last batch run
     # loop progress, optimiser, scheduler, callbacks' state and the random states are in it
     assert saved["optimizer_states"] and saved["lr_schedulers"] and saved["loops"]["fit_loop"]
     assert saved["callbacks"]["Interruption"]["rng"]["torch"].dtype == torch.uint8
