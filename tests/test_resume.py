@@ -113,7 +113,7 @@ def test_resume_continues_the_run_in_its_folder_with_the_same_wandb_run(interrup
     assert any(row.get("epoch") == epochs - 1 for row in wandb_records.history(records))
 
 
-def test_resume_last_is_the_newest_run_with_a_checkpoint(tiny_run_dir, tmp_path):
+def test_resume_last_is_the_newest_run_with_a_checkpoint(tmp_path):
     runs = tmp_path / "logs" / "train" / "runs"
     for name in ("a", "b", "c"):
         (runs / name / ".hydra").mkdir(parents=True)
