@@ -94,3 +94,25 @@ def test_a_save_that_fails_half_way_keeps_the_previous_last_checkpoint(
         run_task(tiny_cfg("test=false"))
     assert read_checkpoint(folder / "last.ckpt")["epoch"] == 0  # loadable, epoch 0's
     assert not [p.name for p in folder.iterdir() if not p.name.endswith(".ckpt")]
+
+
+def test_last_checkpoint_knows_the_best_after_its_epochs_validation_and_resume_keeps_it(
+    tiny_cfg, tmp_path
+):
+    """last.ckpt is written after the epoch's validation: its best is that epoch's when it
+    improves; a resumed fit carries on the best validation Dice (val/dice_best) it holds."""
+    improving = ["callbacks.model_checkpoint.monitor=step", "callbacks.model_checkpoint.mode=max"]
+    run_task(tiny_cfg("trainer.max_epochs=2", "test=false", *improving))
+    folder = tmp_path / "checkpoints"
+    last = read(folder / "last.ckpt")
+    (best_state,) = [s for k, s in last["callbacks"].items() if "'step'" in k]
+    assert Path(best_state["best_model_path"]).name.startswith("epoch_001")
+    assert int(best_state["best_model_score"]) == 2 * STEPS_PER_EPOCH
+    best = [float(r["val/dice_best"]) for r in metric_rows(tmp_path) if r.get("val/dice_best")]
+    assert float(last["val_dice_best"]) == pytest.approx(best[-1])
+    # a best score the next epoch cannot reach (the tiny net's Dice stays far below 0.99)
+    last["val_dice_best"] = torch.tensor(0.99)
+    torch.save(last, folder / "last.ckpt")
+    resume = [f"ckpt_path={folder / 'last.ckpt'}", "test=false", *improving]
+    metrics = run_task(tiny_cfg("trainer.max_epochs=3", *resume))
+    assert metrics["val/dice_best"] == pytest.approx(0.99) and metrics["val/dice"] < 0.99

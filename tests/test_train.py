@@ -2,8 +2,6 @@
 
 import collections
 import signal
-import subprocess
-import time
 
 import pytest
 import torch
@@ -16,7 +14,7 @@ from seglab.train import metric_value, run_task
 
 from .conftest import TINY, run_train_script
 from .helpers import wandb_records
-from .helpers.runs import metric_rows, start_train_script
+from .helpers.runs import metric_rows
 
 
 def test_fast_dev_run(tiny_cfg):
@@ -171,38 +169,6 @@ def test_exit_codes_of_errors_and_interruptions():
     except SystemExit as error:
         assert exit_code(error) == 130
     assert exit_code(SystemExit(0)) == 0 and exit_code(SystemExit("message")) == 1
-
-
-def wait_for_checkpoint(process: subprocess.Popen, runs_dir, log_path) -> None:
-    """Wait until the run has saved a checkpoint, i.e. it is in the middle of fitting."""
-    while not list(runs_dir.glob("*/checkpoints/*.ckpt")):
-        assert process.poll() is None, log_path.read_text()[-4000:]
-        time.sleep(0.1)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)]
-)
-def test_an_interrupted_run_exits_non_zero_and_wandb_records_it_failed(tmp_path, signum, code):
-    log_path = tmp_path / "train.log"
-    args = [*TINY, "trainer.max_epochs=1000", "logger=wandb"]
-    process = start_train_script(args, tmp_path, log_path)
-    try:
-        wait_for_checkpoint(process, tmp_path / "logs" / "train" / "runs", log_path)
-        process.send_signal(signum)
-        returncode = process.wait(timeout=300)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    output = log_path.read_text()
-    assert returncode == code, output[-4000:]  # a scheduler sees the interruption
-    assert f"Exit code {code}" in output and "did not run" in output
-    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
-    # the test stage did not run, and the W&B run says how the run ended
-    assert not any(row.get("test/dice") for row in metric_rows(run_dir))
-    assert wandb_records.exit_code(wandb_records.read_finished(run_dir)) == code
 
 
 @pytest.mark.slow

@@ -16,6 +16,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.resume import resume_argv
+
 _PACKAGED = Path(__file__).resolve().parent / "conf"
 _CHECKOUT = Path(__file__).resolve().parents[2] / "conf"
 CONFIG_DIR = _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
@@ -101,12 +103,13 @@ def check_unknown_keys(config_name: str, overrides: Sequence[str]) -> None:
 
 
 def hydra_task(
-    config_name: str, strict_keys: bool = False
+    config_name: str, strict_keys: bool = False, resumable: bool = False
 ) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
     """``@hydra.main`` for a seglab task reading ``conf/<config_name>.yaml``, which first refuses
     renamed config keys with a message naming the new ones (Hydra would fail on them with
     "Key ... is not in struct" alone) and, with ``strict_keys``, override keys the config does not
-    have (:func:`check_unknown_keys`)."""
+    have (:func:`check_unknown_keys`). A ``resumable`` task expands ``resume=<run folder>`` into
+    that run's command line (:mod:`seglab.resume`)."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         hydra_main = hydra.main(
@@ -116,6 +119,8 @@ def hydra_task(
         @functools.wraps(task)
         def main() -> Any:
             check_renamed_keys(sys.argv[1:])
+            if resumable:  # resume=<run folder>: that run's own command line
+                sys.argv = resume_argv(sys.argv, config_name)
             if strict_keys:
                 check_unknown_keys(config_name, sys.argv[1:])
             return hydra_main()

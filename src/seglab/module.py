@@ -150,10 +150,10 @@ class SegmentationModule(L.LightningModule):
         )
 
     def on_train_start(self) -> None:
-        # The sanity-check validation must not count towards the best score.
+        # The sanity-check validation counts towards nothing (nor the best score, which a
+        # resumed fit has from its checkpoint: see on_load_checkpoint).
         self.metrics["val_"].reset()
         self.mean_loss["val_"].reset()
-        self.val_dice_best.reset()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")["loss"]
@@ -167,6 +167,8 @@ class SegmentationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         logged = self._log_epoch_metrics("val")
+        if self.trainer.sanity_checking:
+            return
         self.val_dice_best.update(logged["val/dice"])
         self.log("val/dice_best", self.val_dice_best.compute(), prog_bar=True)
 
@@ -183,6 +185,16 @@ class SegmentationModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.card is not None:
             checkpoint["seglab"] = self.card.to_dict()
+        # the best validation Dice so far (the same on every rank: it follows synced values)
+        checkpoint["val_dice_best"] = self.val_dice_best.max_value.detach().cpu().clone()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._trainer is None or self.trainer.state.fn != "fit":
+            return  # evaluating a checkpoint: val/dice_best is that validation's
+        best = checkpoint.get("val_dice_best")
+        self.val_dice_best.reset()
+        if best is not None and torch.isfinite(best):
+            self.val_dice_best.update(best.to(self.val_dice_best.max_value.device))
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seglab import tracking
-from seglab.checkpoints import check_fits
+from seglab.checkpoints import CheckpointError, check_fits
 from seglab.config import hydra_task
 from seglab.data.bad_samples import report_bad_samples
 from seglab.data.checks import check_data
@@ -28,6 +28,7 @@ from seglab.inference.card import ModelCard
 from seglab.models.base import SegmentationNet
 from seglab.module import SegmentationModule
 from seglab.preflight import check_config
+from seglab.resume import continue_csv_logs
 from seglab.sweeps.trial import PRUNED_EPOCH, TrialPruning, pruning_callback, raise_if_pruned
 from seglab.utils.config_tree import print_config_tree
 from seglab.utils.instantiate import instantiate_named
@@ -108,16 +109,27 @@ def instantiate(cfg: DictConfig) -> Objects:
     return Objects(datamodule=datamodule, net=net, module=module, trainer=trainer)
 
 
+def instantiate_resumed(cfg: DictConfig) -> Objects:
+    """:func:`instantiate` for ``resume=<run>``: a checkpoint that does not fit says which
+    overrides to leave out; the run's CSV metrics are appended to."""
+    try:
+        run = instantiate(cfg)
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"resume={cfg.resume}: {error}. The run's own config fits its checkpoint: leave out "
+            "the overrides given with resume= that change the model or the data's classes"
+        ) from None
+    continue_csv_logs(run.trainer.loggers, cfg.ckpt_path)
+    return run
+
+
 def fit_and_test(cfg: DictConfig, run: Objects) -> dict[str, float]:
     """Fit (or, for ``train=false``, validate the checkpoint), then test the best checkpoint."""
     trainer, module, datamodule = run.trainer, run.module, run.datamodule
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("train", True):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        # test the best checkpoint of this fit
-        ckpt_path = (
-            trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        )
+        ckpt_path = best_checkpoint(trainer)  # test the best checkpoint of this fit
         if not ckpt_path:
             log.warning("No best checkpoint was saved: testing the current weights")
             ckpt_path = None
@@ -142,7 +154,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     tracking.record_versions(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    run = instantiate(cfg)
+    run = instantiate_resumed(cfg) if cfg.get("resume") else instantiate(cfg)
     tracking.log_hyperparameters(run.trainer, cfg, run.net, run.datamodule, wandb_mode)
     metrics = fit_and_test(cfg, run)
     report_bad_samples(run.trainer.default_root_dir)  # data.on_bad_sample=skip
@@ -158,8 +170,14 @@ run_task = tracking.task_wrapper(train)
 def log_summary(trainer: L.Trainer, metrics: dict[str, float]) -> None:
     shown = {k: round(v, 4) for k, v in metrics.items() if k.count("/") == 1 or k.endswith("best")}
     log.info("Final metrics: %s", shown)
-    if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path:
-        log.info("Best checkpoint: %s", trainer.checkpoint_callback.best_model_path)
+    if best_checkpoint(trainer):
+        log.info("Best checkpoint: %s", best_checkpoint(trainer))
+
+
+def best_checkpoint(trainer: L.Trainer) -> str:
+    """The best checkpoint of the fit ("" without one; the interruption callback is a Lightning
+    checkpoint callback that has no best)."""
+    return getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
 
 
 def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
@@ -174,7 +192,7 @@ def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
     return metrics[name]
 
 
-@hydra_task("train")
+@hydra_task("train", resumable=True)
 def main(cfg: DictConfig) -> float | None:
     metrics = run_task(cfg)
     raise_if_pruned(metrics)

@@ -138,3 +138,4 @@ def read_finished(run_dir: str | Path, wait: float = 120.0) -> list[wandb_intern
         if time.monotonic() > deadline:
             return records
         time.sleep(0.2)
+

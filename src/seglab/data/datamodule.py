@@ -9,6 +9,7 @@ largest in the batch (masks with ``ignore_index``: ``collate.PadCollate``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from seglab.data.collate import PadCollate
 from seglab.data.io import FileError
 from seglab.data.transforms import build_pipeline
 from seglab.data.validation import Rules, channel_count, problems, source_of
+from seglab.data.workers import stop_event, worker_init
 
 SPLITS = ("train", "val", "test")
 
@@ -230,7 +232,13 @@ class SegmentationDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
             collate_fn=PadCollate(self.ignore_index),
+            worker_init_fn=self._worker_init() if self.num_workers else None,
         )
+
+    def _worker_init(self) -> Callable[[int], None]:
+        """Workers leave the stop signals to the main process (seglab.data.workers)."""
+        rank = getattr(self.trainer, "global_rank", 0)
+        return functools.partial(worker_init, rank=rank, stopping=stop_event())
 
     def _share(self, name: str) -> int:
         """The samples of split ``name`` each process gets (under DDP each process reads

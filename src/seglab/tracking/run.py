@@ -148,9 +148,16 @@ def log_hyperparameters(
         )
 
 
-def finish(exit_code: int = 0) -> None:
+def finish(exit_code: int = 0, interrupted: str | None = None) -> None:
     """Close the W&B run, if one is open, with the task's exit code (non-zero: failed on the
-    dashboard), so the next task or multirun job starts clean."""
+    dashboard), so the next task or multirun job starts clean. An interrupted run (it can be
+    resumed) is finished with exit code 0 and ``interrupted: <signal>`` in its summary (False once
+    a resumed run finishes)."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
+        if interrupted:
+            wandb.run.summary["interrupted"] = interrupted
+        # (a resumed run that has now finished; the summary has keys() but no __contains__)
+        elif "interrupted" in wandb.run.summary.keys():  # noqa: SIM118
+            wandb.run.summary["interrupted"] = False
         wandb.finish(exit_code=exit_code)

@@ -18,7 +18,16 @@ from typing import Any
 from seglab.utils.redact import is_secret_name
 
 # Overrides that say where or how a run is logged, not what it trains: left out of run names.
-NOT_IN_NAME = ("hydra.", "paths.", "logger", "callbacks", "tags", "task_name", "ckpt_path")
+NOT_IN_NAME = (
+    "hydra.",
+    "paths.",
+    "logger",
+    "callbacks",
+    "tags",
+    "task_name",
+    "ckpt_path",
+    "resume",
+)
 MAX_NAME_LENGTH = 128
 # recorded in versions.yaml (those installed)
 PACKAGES = (

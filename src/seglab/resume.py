@@ -1,0 +1,163 @@
+"""``python train.py resume=<run folder>`` (or ``resume=last``) continues a run where it stopped.
+
+Before Hydra composes anything, :func:`resume_argv` turns the command line into the run's own:
+its saved overrides (``<run>/.hydra/overrides.yaml``) with the new ones on top (a new value of
+the same key replaces the saved one), ``hydra.run.dir=<run>`` (no new timestamped folder: logs,
+``predictions/`` and checkpoints continue there), ``hydra.mode=RUN`` (a multirun job or an Optuna
+trial continues as one run), and ``ckpt_path=<its newest checkpoint>`` (``interrupted.ckpt`` or
+``last.ckpt``, whichever was written last), which also keeps the W&B run id
+(:func:`seglab.tracking.complete_wandb_config`). The rewritten argv is what DDP children
+re-execute, so they continue the same run.
+
+``resume=last`` is the newest run folder (with a checkpoint) under the task's runs folder, the
+parent of ``hydra.run.dir`` as the config composes it. Problems stop with :class:`ResumeError`,
+one line naming the folder and the fix.
+
+The CSV metrics of the run are appended to (:func:`continue_csv_logs`; Lightning's CSV logger
+would delete them), without the rows logged after the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import OmegaConf
+
+from seglab.checkpoints import read_checkpoint
+
+log = logging.getLogger(__name__)
+
+# overrides that resume sets itself: left out of the saved ones
+OWN_KEYS = ("resume", "ckpt_path", "hydra.run.dir", "hydra.mode")
+RUN_FILE = Path(".hydra") / "overrides.yaml"
+
+
+class ResumeError(SystemExit):
+    """``resume=`` cannot continue that folder; the message names it and the fix."""
+
+
+def override_key(override: str) -> str:
+    return override.lstrip("+~").partition("=")[0]
+
+
+def merge_overrides(saved: list[str], new: list[str]) -> list[str]:
+    """``saved`` with ``new`` on top: a new override of the same key replaces the saved one."""
+    keys = {override_key(o) for o in new}
+    kept = [o for o in saved if override_key(o) not in keys and override_key(o) not in OWN_KEYS]
+    return kept + list(new)
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint written last in ``<run_dir>/checkpoints`` (interrupted.ckpt, last.ckpt...)."""
+    found = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def check_run_dir(run_dir: Path, value: str) -> Path:
+    """``run_dir`` resolved, if it is a run folder with a checkpoint; else :class:`ResumeError`."""
+    run_dir = run_dir.expanduser().resolve()
+    if not (run_dir / RUN_FILE).is_file():
+        raise ResumeError(
+            f"resume={value}: {run_dir} is not a run folder (it has no {RUN_FILE}): give the "
+            "folder of a run, e.g. resume=logs/train/runs/<date>_<time> (the folder the "
+            "interrupted run's last log line names), or resume=last for the newest"
+        )
+    if newest_checkpoint(run_dir) is None:
+        saved = OmegaConf.to_container(OmegaConf.load(run_dir / RUN_FILE))
+        raise ResumeError(
+            f"resume={value}: {run_dir} holds no checkpoint (checkpoints/*.ckpt): the run "
+            "stopped before it saved one, so there is nothing to continue; start it again: "
+            + " ".join(["python train.py", *map(shlex.quote, saved)])
+        )
+    return run_dir
+
+
+def runs_root(config_name: str, overrides: list[str]) -> Path:
+    """The folder that holds this task's run folders: the parent of ``hydra.run.dir``."""
+    from seglab.config import CONFIG_DIR  # seglab.config calls resume_argv
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.cwd} in the paths resolves
+    return Path(cfg.hydra.run.dir).parent
+
+
+def last_run(root: Path) -> Path:
+    """The newest run folder under ``root`` that holds a checkpoint."""
+    runs = [p.parents[1] for p in root.glob(f"*/{RUN_FILE}") if newest_checkpoint(p.parents[1])]
+    if not runs:
+        raise ResumeError(
+            f"resume=last: no run folder with a checkpoint under {root}: give the folder, "
+            "resume=<run folder>; for runs under another logs folder add paths.log_dir=<it>"
+        )
+    return max(runs, key=lambda run: (run / RUN_FILE).stat().st_mtime)
+
+
+def resume_argv(argv: list[str], config_name: str) -> list[str]:
+    """``argv`` with ``resume=<folder>|last`` expanded into the run's own command line (see the
+    module docstring); ``argv`` itself when it has no ``resume=``."""
+    args, _ = get_args_parser().parse_known_args(argv[1:])
+    overrides = list(args.overrides)
+    values = [o.partition("=")[2] for o in overrides if override_key(o) == "resume"]
+    if not values or values[-1] in ("", "null"):
+        return argv
+    if args.multirun:
+        raise ResumeError("resume= continues one run: leave out -m / --multirun")
+    value = values[-1]
+    new = [o for o in overrides if override_key(o) != "resume"]
+    if value == "last":
+        run_dir = check_run_dir(last_run(runs_root(config_name, new)), value)
+    else:
+        run_dir = check_run_dir(Path(value), value)
+    saved = list(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_FILE)))
+    explicit = [o.partition("=")[2] for o in new if override_key(o) == "ckpt_path"]
+    ckpt = explicit[-1] if explicit else str(newest_checkpoint(run_dir))
+    shown = [o for o in new if override_key(o) != "ckpt_path"]
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP children re-run this: rank zero prints
+        print(
+            f"Resuming {run_dir} from {ckpt}; overrides on top of the run's: "
+            f"{' '.join(shown) or '(none)'}",
+            file=sys.stderr,
+        )
+    flags = [a for a in argv[1:] if a not in overrides]  # --config-dir and the like
+    own = [f"resume={run_dir}", f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}", "hydra.mode=RUN"]
+    return [argv[0], *flags, *merge_overrides(saved, shown), *own]
+
+
+def checkpoint_step(ckpt_path: str | Path) -> int:
+    return int(read_checkpoint(ckpt_path).get("global_step", 0))
+
+
+@rank_zero_only
+def continue_csv_logs(loggers, ckpt_path: str | Path) -> None:
+    """Keep the rows of each CSV logger's ``metrics.csv`` logged before the checkpoint (Lightning's
+    CSV logger deletes the file when it starts) and append to them."""
+    step = checkpoint_step(ckpt_path)
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        path = Path(logger.log_dir) / "metrics.csv"
+        if not path.is_file():
+            continue
+        with open(path, newline="") as file:
+            reader = csv.DictReader(file)
+            header = list(reader.fieldnames or [])
+            rows = [row for row in reader if row.get("step", "").isdigit()]
+        rows = [row for row in rows if int(row["step"]) < step]
+        writer = logger.experiment  # created now: it deletes the file
+        with open(path, "w", newline="") as file:
+            out = csv.DictWriter(file, fieldnames=header)
+            out.writeheader()
+            out.writerows(rows)
+        writer.metrics_keys = sorted(header)  # later rows extend this header
+        log.info("Resumed run: appending to %s (%d earlier rows kept)", path, len(rows))
