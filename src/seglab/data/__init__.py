@@ -2,10 +2,11 @@
 them."""
 
 from seglab.data.checks import DataCheckError, DataReport, check_data
-from seglab.data.datamodule import SegmentationDataModule, TransformedDataset
+from seglab.data.datamodule import SegmentationDataModule
 from seglab.data.folder import FolderDataset
 from seglab.data.synthetic import SyntheticShapes
 from seglab.data.torchvision_sets import OxfordPet, PascalVOC
+from seglab.data.transformed import TransformedDataset
 
 __all__ = [
     "DataCheckError",
