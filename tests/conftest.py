@@ -60,6 +60,16 @@ def compose_task(config_name: str, output_dir: Path, overrides: list[str] = ()) 
     return cfg
 
 
+@pytest.fixture(autouse=True)
+def no_hydra_config_left_over():
+    """Each test starts without the Hydra run config an earlier in-process task may have set
+    (tests run in any order, also spread over pytest-xdist workers)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+    yield
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path):
     """The tiny training config, composed in-process (no W&B by default)."""

@@ -16,8 +16,6 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.resume import resume_argv
-
 _PACKAGED = Path(__file__).resolve().parent / "conf"
 _CHECKOUT = Path(__file__).resolve().parents[2] / "conf"
 CONFIG_DIR = _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
@@ -120,6 +118,8 @@ def hydra_task(
         def main() -> Any:
             check_renamed_keys(sys.argv[1:])
             if resumable:  # resume=<run folder>: that run's own command line
+                from seglab.resume import resume_argv  # lightning: only for the resumable task
+
                 sys.argv = resume_argv(sys.argv, config_name)
             if strict_keys:
                 check_unknown_keys(config_name, sys.argv[1:])

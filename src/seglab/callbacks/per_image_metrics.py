@@ -68,8 +68,7 @@ class PerImageMetrics(L.Callback):
     def _start(self, pl_module: L.LightningModule) -> None:
         self.rows, self._seen = [], 0
         metrics = segmentation_metrics(len(pl_module.class_names), pl_module.ignore_index)
-        for metric in metrics.values():
-            metric.sync_on_compute = False  # one image of this process, never across processes
+        metrics.sync_on_compute = False  # one image of this process, never across processes
         self._metrics = metrics.to(pl_module.device)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
