@@ -8,8 +8,10 @@ import subprocess
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from seglab.checkpoints import CheckpointError, check_fits
 from seglab.preflight import ConfigError, check_config, unwritable
@@ -34,6 +36,20 @@ def save_net(net: torch.nn.Module, path: Path) -> Path:
     return path
 
 
+def binary_mask_folder(root: Path) -> Path:
+    """Six 40x56 RGB images with 0/255 masks (class indices expected: a data-check problem)."""
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    mask = np.zeros((40, 56), np.uint8)
+    mask[10:30, 10:40] = 255
+    for i in range(6):
+        image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+        Image.fromarray(image).save(root / "images" / f"{i:02d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{i:02d}.png")
+    return root
+
+
 def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     """Each case: the arguments of a tiny run, and a regular expression its message matches."""
     a_file = tmp_path / "a_file"
@@ -48,7 +64,13 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(other.read_bytes()[: other.stat().st_size // 2])
     unreadable = "is not a readable checkpoint .*: point it at a .ckpt file"
+    binary = binary_mask_folder(tmp_path / "binary")
     cases = {
+        # the data check's error is its message alone too (a new user's 0/255 masks)
+        "data_check": (
+            [*TINY_MODEL, *TINY_TRAINER, "data=folder", f"data.dataset.root={binary}"],
+            r"data problem\(s\) found before training:",
+        ),
         # the mandatory key is found in the config, not hard-coded (data.root today)
         "missing": (
             [*TINY_MODEL, *TINY_TRAINER, "data=folder"],
@@ -101,7 +123,7 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
             r"train on the CPU with python train\.py trainer=cpu",
         )
     # the tiny run's overrides first (the folder data has other keys; TINY runs on the CPU)
-    tiny = {"missing": [], "gpu": [o for o in TINY if not o.startswith("trainer.accelerator")]}
+    tiny = {"missing": [], "data_check": [], "gpu": [o for o in TINY if not o.startswith("trainer.accelerator")]}
     return {name: ([*tiny.get(name, TINY), *args], p) for name, (args, p) in cases.items()}
 
 

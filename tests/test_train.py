@@ -151,7 +151,10 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_checkpoints(
     monkeypatch.setattr(DiceCELoss, "forward", diverge_after_epoch_0)
     monkeypatch.setattr(SegmentationModule, "on_train_epoch_start", note_epoch)
     last = tmp_path / "checkpoints" / "last.ckpt"
-    message = rf"diverged .*Lower optimizer.lr.* last good checkpoint: {last.parent}/\S+\.ckpt "
+    message = (
+        rf"diverged .*Lower optimizer.lr.* last good checkpoint: {last.parent}/\S+\.ckpt "
+        rf"\(continue from it with python train.py resume={tmp_path} ckpt_path="
+    )
     with pytest.raises(FloatingPointError, match=message):
         run_task(tiny_cfg())
     assert last.is_file()  # epoch 0's checkpoint is kept

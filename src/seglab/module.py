@@ -145,8 +145,8 @@ class SegmentationModule(L.LightningModule):
             return "No checkpoint was saved before it."
         newest = max(saved, key=lambda path: path.stat().st_mtime)
         return (
-            f"The last good checkpoint: {newest} (continue from it with ckpt_path={newest} and a "
-            "lower optimizer.lr)."
+            f"The last good checkpoint: {newest} (continue from it with python train.py "
+            f"resume={newest.parent.parent} ckpt_path={newest} optimizer.lr=<lower>)."
         )
 
     def on_train_start(self) -> None:

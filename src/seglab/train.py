@@ -170,8 +170,8 @@ run_task = tracking.task_wrapper(train)
 def log_summary(trainer: L.Trainer, metrics: dict[str, float]) -> None:
     shown = {k: round(v, 4) for k, v in metrics.items() if k.count("/") == 1 or k.endswith("best")}
     log.info("Final metrics: %s", shown)
-    if best_checkpoint(trainer):
-        log.info("Best checkpoint: %s", best_checkpoint(trainer))
+    if best := best_checkpoint(trainer):
+        log.info("Best checkpoint: %s", best)
 
 
 def best_checkpoint(trainer: L.Trainer) -> str:

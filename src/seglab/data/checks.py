@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import rich
 import rich.table
+from hydra.errors import CompactHydraException
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.data.io import FileError, UnreadableFile
@@ -41,8 +42,9 @@ SPLITS = ("train", "val", "test")
 SHOWN_FILES = 5
 
 
-class DataCheckError(ValueError):
-    """The data has problems; the message lists each one with its files and its fix."""
+class DataCheckError(CompactHydraException, ValueError):
+    """The data has problems; the message lists each one with its files and its fix. A Hydra
+    ``CompactHydraException``: a task prints the message alone, without a traceback."""
 
     def __init__(self, report: DataReport):
         self.report = report
