@@ -93,15 +93,13 @@ def train_script_argv(args: list[str]) -> list[str]:
     return [sys.executable, str(REPO_ROOT / "train.py"), *args]
 
 
-def run_train_script(
-    args: list[str], cwd: Path, timeout: float = 300, check: bool = False
+def run_script(
+    script: str, args: list[str], cwd: Path, timeout: float = 600, check: bool = False
 ) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` in a subprocess (as a user runs it; required for DDP).
-
-    ``check=True`` fails the test with the tail of stderr when the script exits non-zero.
-    """
+    """``python <script> ARGS`` (train.py, eval.py, predict.py, export.py) in a subprocess, as a
+    user runs it. ``check=True`` fails the test with the tail of stderr on a non-zero exit."""
     result = subprocess.run(
-        train_script_argv(args),
+        [sys.executable, str(REPO_ROOT / script), *args],
         cwd=cwd,
         env=train_script_env(),
         capture_output=True,
@@ -111,6 +109,13 @@ def run_train_script(
     if check:
         assert result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+def run_train_script(
+    args: list[str], cwd: Path, timeout: float = 300, check: bool = False
+) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in a subprocess (required for DDP: the ranks re-run argv)."""
+    return run_script("train.py", args, cwd, timeout, check)
 
 
 @pytest.fixture(scope="session")

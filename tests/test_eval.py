@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +18,7 @@ from seglab.data.io import read_image
 from seglab.eval import evaluate
 from seglab.metrics import segmentation_metrics
 from seglab.preflight import ConfigError
-from tests.conftest import REPO_ROOT, compose_task, train_script_env
+from tests.conftest import compose_task, run_script
 from tests.helpers import wandb_records
 
 CLASSES = ["background", "disc", "square", "triangle"]
@@ -49,14 +47,7 @@ def read_rows(path) -> list[dict[str, str]]:
 
 def test_eval_script_round_trip_with_tta_and_tiles(tiny_run_dir, tmp_path):
     args = [f"ckpt_path={tiny_run_dir}", *TINY_TEST, "tta=flips", "tile_size=16"]
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "eval.py"), *args],
-        cwd=tmp_path,
-        env=train_script_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_script("eval.py", args, tmp_path, timeout=600)
     logs = result.stdout + result.stderr
     assert result.returncode == 0, logs[-4000:]
     (run,) = (tmp_path / "logs" / "eval" / "runs").iterdir()

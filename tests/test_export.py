@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from seglab.checkpoints import CheckpointError
 from seglab.config import CONFIG_DIR
 from seglab.data.io import read_image
 from seglab.inference.export import ExportError
-from tests.conftest import REPO_ROOT, train_script_env
+from tests.conftest import run_script
 
 onnx = pytest.importorskip("onnx", reason='needs the export extra: pip install "seglab[export]"')
 pytest.importorskip("onnxruntime")
@@ -36,17 +35,6 @@ def images(tmp_path):
     Image.fromarray(rng.integers(0, 256, (36, 48, 3), dtype=np.uint8)).save(folder / "rgb.png")
     Image.fromarray(rng.integers(0, 65536, (31, 17), dtype=np.uint16)).save(folder / "gray16.png")
     return folder
-
-
-def run_script(script: str, args: list[str], cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / script), *args],
-        cwd=cwd,
-        env=train_script_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def export_cfg(*overrides: str):

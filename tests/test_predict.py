@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from PIL import Image
 import seglab
 from seglab.data.io import read_image
 from seglab.inference import read_probabilities
-from tests.conftest import REPO_ROOT, train_script_env
+from tests.conftest import run_script
 from tests.helpers import wandb_records
 
 
@@ -34,14 +33,7 @@ def images(tmp_path):
 
 
 def run_predict(args: list[str], cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "predict.py"), *args],
-        cwd=cwd,
-        env=train_script_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script("predict.py", args, cwd)
 
 
 def test_predict_a_folder(tiny_run_dir, images, tmp_path):

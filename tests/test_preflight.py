@@ -123,7 +123,11 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
             r"train on the CPU with python train\.py trainer=cpu",
         )
     # the tiny run's overrides first (the folder data has other keys; TINY runs on the CPU)
-    tiny = {"missing": [], "data_check": [], "gpu": [o for o in TINY if not o.startswith("trainer.accelerator")]}
+    tiny = {
+        "missing": [],
+        "data_check": [],
+        "gpu": [o for o in TINY if not o.startswith("trainer.accelerator")],
+    }
     return {name: ([*tiny.get(name, TINY), *args], p) for name, (args, p) in cases.items()}
 
 

@@ -61,24 +61,24 @@ def history(records) -> list[dict]:
     return rows
 
 
-def config(records) -> dict:
-    """The run config as logged (keys as given to ``wandb.config``)."""
+def _updates(records, kind: str) -> dict:
+    """The latest value per key of the ``config`` or ``summary`` records, decoded from JSON."""
     values = {}
     for record in records:
-        if record.WhichOneof("record_type") == "config":
-            for item in record.config.update:
+        if record.WhichOneof("record_type") == kind:
+            for item in getattr(record, kind).update:
                 values[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return values
+
+
+def config(records) -> dict:
+    """The run config as logged (keys as given to ``wandb.config``)."""
+    return _updates(records, "config")
 
 
 def summary(records) -> dict:
     """The run summary as updated (``run.summary[key] = value``), values decoded from JSON."""
-    values = {}
-    for record in records:
-        if record.WhichOneof("record_type") == "summary":
-            for item in record.summary.update:
-                values[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-    return values
+    return _updates(records, "summary")
 
 
 def tags(records) -> set[str]:
@@ -138,4 +138,3 @@ def read_finished(run_dir: str | Path, wait: float = 120.0) -> list[wandb_intern
         if time.monotonic() > deadline:
             return records
         time.sleep(0.2)
-
