@@ -139,7 +139,8 @@ def dead_pid() -> int:
     return int(done.stdout)
 
 
-def make_sweeper(storage: str | None, n_trials: int = 3):
+def make_sweeper(storage: str | None, n_trials: int = 3, **settings):
+    """The search in-process (no Hydra launch): a seeded random sampler over ``storage``."""
     from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 
     return ResumableOptunaSweeperImpl(
@@ -148,8 +149,7 @@ def make_sweeper(storage: str | None, n_trials: int = 3):
         storage=storage,
         study_name=STUDY,
         n_trials=n_trials,
-        n_jobs=1,
-        max_failure_rate=1.0,
+        **{"n_jobs": 1, "max_failure_rate": 1.0, **settings},
     )
 
 

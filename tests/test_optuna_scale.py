@@ -25,7 +25,6 @@ from optuna.trial import TrialState
 from seglab.compare import compare
 from seglab.config import CONFIG_DIR
 from seglab.sweeps import budget
-from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 from seglab.sweeps.search_space import parse_params
 from seglab.sweeps.workers import WORKER, quiet
 
@@ -33,7 +32,7 @@ from .conftest import run_train_script
 from .helpers import wandb_records
 from .helpers.postgres import postgres_server
 from .helpers.runs import start_train_script, sweep_summary, validated_epochs
-from .test_optuna import SEARCH, STUDY, compose_search, dead_pid, tiny
+from .test_optuna import SEARCH, STUDY, compose_search, dead_pid, make_sweeper, tiny
 
 OLD_STUDY = Path(__file__).parent / "data" / "optuna210_sweep.sql"
 SPACE = {"x": CategoricalDistribution([1, 2])}
@@ -77,17 +76,6 @@ def test_every_pruner_option_builds_its_optuna_pruner():
     assert instantiate(hyperband.hydra.sweeper.pruner)._max_resource == 7
 
 
-def sweeper(storage: str, n_trials: int, **settings) -> ResumableOptunaSweeperImpl:
-    return ResumableOptunaSweeperImpl(
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        direction="maximize",
-        storage=storage,
-        study_name=STUDY,
-        n_trials=n_trials,
-        **settings,
-    )
-
-
 def ask(study: optuna.Study) -> optuna.Trial:
     with quiet():  # "heartbeat is meant for Study.optimize"
         return study.ask(SPACE)
@@ -100,7 +88,9 @@ def running_trial(study: optuna.Study, worker: str) -> optuna.Trial:
 
 
 def test_dead_workers_trials_are_failed_and_requeued_and_the_budget_holds(tmp_path):
-    search = sweeper(f"sqlite:///{tmp_path / 'optuna.db'}", 4, heartbeat_interval=1, grace_period=1)
+    search = make_sweeper(
+        f"sqlite:///{tmp_path / 'optuna.db'}", 4, heartbeat_interval=1, grace_period=1
+    )
     study = search.open_study()
     search.reclaim(study)  # the first call: nothing to do yet
     here = running_trial(study, f"{socket.gethostname()}:{dead_pid()}")
