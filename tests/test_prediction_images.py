@@ -210,7 +210,7 @@ def test_offline_wandb_run_holds_prediction_and_ground_truth_masks(tiny_cfg, tmp
     run_task(tiny_cfg("logger=wandb", "callbacks.prediction_images.num_samples=3"))
     run_file = wandb_records.run_file(tmp_path)
     files = run_file.parent / "files"
-    records = wandb_records.read_records(run_file)
+    records = wandb_records.read_finished(tmp_path)  # W&B may still be writing the file
     rows = [r for r in wandb_records.history(records) if "val/predictions/_type" in r]
     # one row per validation epoch, at the trainer's global step (W&B's step slider)
     assert [r["trainer/global_step"] for r in rows] == [4, 8]
