@@ -105,7 +105,7 @@ def test_grid_with_ddp_runs_each_job_once_in_its_own_folder(tmp_path, monkeypatc
         assert float(rows[job]["value"]) == pytest.approx(metrics["val/dice_best"], abs=1e-6)
         # one W&B run per job (rank zero only), holding that job's config, named by what varies
         # in the sweep, grouped with the other job under the sweep's id
-        records = wandb_records.read_records(wandb_records.run_file(job_dir))
+        records = wandb_records.read_finished(job_dir)
         assert wandb_records.config(records)["optimizer.lr"] == lr
         run = wandb_records.run_info(records)
         assert (run.display_name, run.run_group, run.job_type) == (name, sweep_dir.name, "train")

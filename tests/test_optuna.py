@@ -282,7 +282,7 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path):
         else:
             assert rows[number]["status"] == "completed"
             # the trial's W&B run: named by the parameters the search drew, grouped by the sweep
-            records = wandb_records.read_records(wandb_records.run_file(sweep_dir / str(number)))
+            records = wandb_records.read_finished(sweep_dir / str(number))
             run = wandb_records.run_info(records)
             params = study.trials[number].params
             assert run.display_name.startswith(f"unet-lr{params['optimizer.lr']:.4g}-")

@@ -250,7 +250,7 @@ def test_two_processes_draw_once_into_one_wandb_run(tmp_path):
         check=True,
     )
     assert sorted(p.name for p in (run_dir / "predictions").iterdir()) == ["epoch_000.png"]
-    records = wandb_records.read_records(wandb_records.run_file(run_dir))
+    records = wandb_records.read_finished(run_dir)
     rows = [r for r in wandb_records.history(records) if "val/predictions/_type" in r]
     # 16 train samples over 2 processes, batch 4: 2 steps in the epoch
     assert [(r["val/predictions/count"], r["trainer/global_step"]) for r in rows] == [(8, 2)]

@@ -108,7 +108,7 @@ def test_resume_continues_the_run_in_its_folder_with_the_same_wandb_run(interrup
     # the same W&B run continues (a second offline file of the same id), finished with 0
     files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     assert [f.stem for f in files] == [f"run-{run_id}"] * 2
-    records = wandb_records.read_records(files[-1])
+    records = wandb_records.read_finished_file(files[-1])
     assert wandb_records.exit_code(records) == 0
     assert any(row.get("epoch") == epochs - 1 for row in wandb_records.history(records))
 

@@ -82,7 +82,7 @@ def test_report_files_match_the_logged_test_metrics_and_wandb(tmp_path):
     confusion = check_report(run_dir / "report" / "test", metrics, "test", root / "test")
 
     run_file = wandb_records.run_file(run_dir)
-    records = wandb_records.read_records(run_file)
+    records = wandb_records.read_finished_file(run_file)
     (row,) = [r for r in wandb_records.history(records) if "test/per_class/_type" in r]
     assert row["test/per_class/_type"] == "table-file"
     table = json.loads((run_file.parent / "files" / row["test/per_class/path"]).read_text())

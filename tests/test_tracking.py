@@ -22,7 +22,7 @@ from .helpers.folders import make_folder
 def test_offline_wandb_run_carries_what_reproduces_and_compares_it(tiny_cfg, tmp_path):
     cfg = tiny_cfg("logger=wandb", "tags=[tiny,tracking]")
     run_task(cfg)
-    records = wandb_records.read_records(wandb_records.run_file(tmp_path))
+    records = wandb_records.read_finished(tmp_path)
     config = wandb_records.config(records)
     # the resolved config as flat keys, the way overrides name them
     assert config["model.depth"] == 2 and config["model.base_width"] == 4
@@ -55,7 +55,7 @@ def test_evaluating_a_checkpoint_is_an_eval_job(tiny_cfg, tmp_path):
     cfg = tiny_cfg("logger=wandb", "train=false", f"ckpt_path={ckpt}")
     cfg.paths.output_dir = str(eval_dir)
     run_task(cfg)
-    run = wandb_records.run_info(wandb_records.read_records(wandb_records.run_file(eval_dir)))
+    run = wandb_records.run_info(wandb_records.read_finished(eval_dir))
     assert run.job_type == "eval"
 
 
@@ -64,15 +64,13 @@ def test_resumed_training_continues_the_same_wandb_run(tiny_cfg, tmp_path):
     cfg = tiny_cfg("logger=wandb", "trainer.max_epochs=1")
     cfg.paths.output_dir = str(first)
     run_task(cfg)
-    run_id = wandb_records.run_info(
-        wandb_records.read_records(wandb_records.run_file(first))
-    ).run_id
+    run_id = wandb_records.run_info(wandb_records.read_finished(first)).run_id
     assert wandb_run_id(first) == run_id
     second = tmp_path / "second"
     cfg = tiny_cfg("logger=wandb", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}")
     cfg.paths.output_dir = str(second)
     run_task(cfg)
-    records = wandb_records.read_records(wandb_records.run_file(second))
+    records = wandb_records.read_finished(second)
     assert wandb_records.run_info(records).run_id == run_id
     # ...and it logged the resumed epoch (epoch 1) into it
     assert any(row.get("epoch") == 1 for row in wandb_records.history(records))

@@ -124,7 +124,13 @@ def exit_code(records) -> int:
 
 
 def read_finished(run_dir: str | Path, wait: float = 120.0) -> list[wandb_internal_pb2.Record]:
-    """The records of the single offline run under ``run_dir`` once its exit record is on disk.
+    """The records of the single offline run under ``run_dir`` once its exit record is on disk
+    (:func:`read_finished_file`)."""
+    return read_finished_file(run_file(run_dir), wait)
+
+
+def read_finished_file(path: str | Path, wait: float = 120.0) -> list[wandb_internal_pb2.Record]:
+    """The records of one offline run file once its exit record is on disk.
 
     wandb's service may still be writing the file when ``wandb.finish`` has returned (seen on a
     loaded machine: history rows and the exit record missing at the first read), so this reads
@@ -132,7 +138,7 @@ def read_finished(run_dir: str | Path, wait: float = 120.0) -> list[wandb_intern
     """
     deadline = time.monotonic() + wait
     while True:
-        records = read_records(run_file(run_dir))
+        records = read_records(path)
         if any(r.WhichOneof("record_type") == "exit" for r in records):
             return records
         if time.monotonic() > deadline:
