@@ -187,6 +187,7 @@ class SegmentationModule(L.LightningModule):
             checkpoint["seglab"] = self.card.to_dict()
         # the best validation Dice so far (the same on every rank: it follows synced values)
         checkpoint["val_dice_best"] = self.val_dice_best.max_value.detach().cpu().clone()
+        checkpoint["train_metric_states"] = self._train_metric_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self._trainer is None or self.trainer.state.fn != "fit":
@@ -195,6 +196,36 @@ class SegmentationModule(L.LightningModule):
         self.val_dice_best.reset()
         if best is not None and torch.isfinite(best):
             self.val_dice_best.update(best.to(self.val_dice_best.max_value.device))
+        self._load_train_metric_states(checkpoint.get("train_metric_states"))
+
+    # A checkpoint saved mid-epoch carries the train loss and metrics accumulated so far in that
+    # epoch, every rank's (one gather: every rank saves a checkpoint), so that the resumed epoch's
+    # train/loss, train/dice... cover the whole epoch, as in a run that was never stopped.
+    def _train_metric_states(self) -> dict[str, Any]:
+        metrics = {"metrics": self.metrics["train_"], "loss": self.mean_loss["train_"]}
+        states = {
+            name: {key: value.detach().clone() for key, value in metric.metric_state.items()}
+            for name, metric in metrics.items()
+        }
+        world_size = self.trainer.world_size if self._trainer is not None else 1
+        if world_size > 1:
+            states = self.all_gather(states)  # (world_size, ...) per state
+        else:
+            states = {n: {k: v.unsqueeze(0) for k, v in s.items()} for n, s in states.items()}
+        cpu = {n: {k: v.cpu() for k, v in s.items()} for n, s in states.items()}
+        return {"world_size": world_size, "states": cpu}
+
+    def _load_train_metric_states(self, saved: dict[str, Any] | None) -> None:
+        if not saved or saved.get("world_size") != self.trainer.world_size:
+            return  # an older checkpoint, or another number of processes: the epoch's rest
+        rank = self.trainer.global_rank
+        metrics = {"metrics": self.metrics["train_"], "loss": self.mean_loss["train_"]}
+        for name, metric in metrics.items():
+            metric.reset()
+            states = saved["states"][name]
+            metric.merge_state(
+                {k: v[rank].to(getattr(metric, k).device) for k, v in states.items()}
+            )
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -20,6 +20,7 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import Dataset
 
+from seglab.data.resumable import SampleKey
 from seglab.data.validation import shorten
 from seglab.utils.tables import write_atomic
 
@@ -69,12 +70,13 @@ class SkipBadSamples(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | SampleKey):
+        index, epoch = SampleKey.of(key)
         size = len(self.dataset)
         error: BadSampleError | None = None
         for offset in range(min(MAX_IN_A_ROW, size)):
             try:
-                return self.dataset[(index + offset) % size]
+                return self.dataset[SampleKey((index + offset) % size, epoch)]
             except BadSampleError as bad:
                 error = bad
                 self._append(bad)

@@ -3,7 +3,8 @@
 A folder of photos rarely has one size. Stacking needs one, so :class:`PadCollate` pads each
 image (with 0, the normalised mean) and mask (with ``ignore_index``, so padding counts in neither
 loss nor metrics) at the bottom and right to the batch's largest height and width. Batches of one
-size are stacked as they are. The networks pad to their own size multiple themselves.
+size are stacked as they are. The networks pad to their own size multiple themselves. A batch
+also holds the samples' ``index`` (int64) when they have one (seglab's datasets do).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ class PadCollate:
             h, w = tensor.shape[-2:]
             return F.pad(tensor, (0, width - w, 0, height - h), value=value)
 
-        return {
+        batch = {
             "image": torch.stack([pad(s["image"], 0.0) for s in samples]),
             "mask": torch.stack([pad(s["mask"], self.ignore_index) for s in samples]),
         }
+        if all("index" in sample for sample in samples):
+            batch["index"] = torch.tensor([sample["index"] for sample in samples])
+        return batch

@@ -5,6 +5,12 @@ Masks follow one convention everywhere: an (H, W) map of class indices ``0..num_
 ``ignore_index`` marking pixels excluded from loss and metrics. Batches hold ``image`` (float32,
 N x C x H x W) and ``mask`` (int64, N x H x W); samples of different sizes are padded to the
 largest in the batch (masks with ``ignore_index``: ``collate.PadCollate``).
+
+The training loader's order and augmentations are pure functions of the run's seed, the epoch and
+the sample index, and its place in the epoch travels in checkpoints, so a resumed run (at an
+epoch's end or in the middle of one) trains on exactly what the uninterrupted one would
+(:mod:`seglab.data.resumable`). Every loader draws its workers' base seed from its own generator,
+not from the global one that the checkpoints carry for the model.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seglab.data.bad_samples import FILENAME, SkipBadSamples, check_on_bad_sample
 from seglab.data.collate import PadCollate
+from seglab.data.resumable import EpochSampler, ResumableLoader, run_seed
 from seglab.data.transformed import TransformedDataset
 from seglab.data.transforms import build_pipeline
 from seglab.data.validation import Rules, channel_count, source_of
@@ -140,7 +148,8 @@ class SegmentationDataModule(L.LightningDataModule):
         dataset = self.datasets[name]
         rules = self.rules(dataset)
         length = self.samples_per_epoch if pipeline == "train" else None
-        transformed = TransformedDataset(dataset, self.pipelines[pipeline], rules, name, length)
+        pipe = self.pipelines[pipeline]
+        transformed = TransformedDataset(dataset, pipe, rules, name, length, seed=run_seed())
         if self.on_bad_sample == "fail":
             return transformed
         folder = Path(self.trainer.default_root_dir) if self.trainer else Path.cwd()
@@ -151,17 +160,24 @@ class SegmentationDataModule(L.LightningDataModule):
         return self._loader(name, shuffle=False, pipeline="eval")
 
     def _loader(self, name: str, shuffle: bool, pipeline: str | None = None) -> DataLoader:
-        return DataLoader(
-            self.split(name, pipeline),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and self._share(name) > self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-            collate_fn=PadCollate(self.ignore_index),
-            worker_init_fn=self._worker_init() if self.num_workers else None,
-        )
+        """In order (val, test, eval), or shuffled: the resumable training loader."""
+        dataset = self.split(name, pipeline)
+        options = {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers,
+            "collate_fn": PadCollate(self.ignore_index),
+            "worker_init_fn": self._worker_init() if self.num_workers else None,
+            "generator": torch.Generator().manual_seed(run_seed()),
+        }
+        if not shuffle:
+            return DataLoader(dataset, shuffle=False, **options)
+        world_size = getattr(self.trainer, "world_size", 1) or 1
+        rank = getattr(self.trainer, "global_rank", 0) or 0
+        sampler = EpochSampler(dataset, world_size, rank, seed=run_seed())
+        drop_last = self._share(name) > self.batch_size
+        return ResumableLoader(dataset, sampler=sampler, drop_last=drop_last, **options)
 
     def _worker_init(self) -> Callable[[int], None]:
         """Workers leave the stop signals to the main process (seglab.data.workers)."""
@@ -170,8 +186,9 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def _share(self, name: str) -> int:
         """The samples of split ``name`` each process gets (under DDP each process reads
-        ``1 / world_size`` of the data): the last partial batch is dropped only when a process
-        has more than one batch, so small datasets still train under DDP."""
+        ``1 / world_size`` of the data: its share of the :class:`EpochSampler`): the last
+        partial batch is dropped only when a process has more than one batch, so small datasets
+        still train under DDP."""
         world_size = getattr(self.trainer, "world_size", 1) or 1
         length = self.samples_per_epoch if name == "train" else None
         return (length or len(self.datasets[name])) // world_size

@@ -1,5 +1,6 @@
 """The dataset the loaders read: a raw dataset's samples through an Albumentations pipeline, each
-checked once against the data rules (:mod:`seglab.data.validation`)."""
+checked once against the data rules (:mod:`seglab.data.validation`), each augmented with its own
+seed (:func:`seglab.data.resumable.sample_seed`)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,28 @@ from torch.utils.data import Dataset
 
 from seglab.data.bad_samples import BadSampleError
 from seglab.data.io import FileError
+from seglab.data.resumable import SampleKey, sample_seed
 from seglab.data.validation import Rules, problems, source_of
 
 
 class TransformedDataset(Dataset):
     """Applies an Albumentations pipeline to a raw dataset; each sample read is checked once
     against the data rules (``validation.problems``): the first problem raises
-    :class:`~seglab.data.bad_samples.BadSampleError`, naming the file."""
+    :class:`~seglab.data.bad_samples.BadSampleError`, naming the file.
+
+    A key is an index or a :class:`~seglab.data.resumable.SampleKey` ``(index, epoch)`` (the
+    training sampler's); its augmentation is seeded from ``(seed, epoch, index)`` alone, so it is
+    the same in any process, worker or resumed run. The sample holds its ``index`` too.
+    """
 
     def __init__(
-        self, dataset: Dataset, transform, rules: Rules, split: str, length: int | None = None
+        self,
+        dataset: Dataset,
+        transform,
+        rules: Rules,
+        split: str,
+        length: int | None = None,
+        seed: int = 0,
     ):
         self.dataset = dataset
         self.transform = transform
@@ -28,14 +41,15 @@ class TransformedDataset(Dataset):
         self.split = split
         # samples per epoch: index i reads sample i % len(dataset), each time freshly augmented
         self.length = length
-        self._transform_seed: int | None = None
+        self.seed = seed
         self._warned = False
 
     def __len__(self) -> int:
         return len(self.dataset) if self.length is None else self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = index % len(self.dataset)
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | int]:
+        key = SampleKey.of(key)
+        index = key.index % len(self.dataset)
         try:
             sample = self.dataset[index]
         except FileError as error:  # e.g. a truncated file the data check did not read
@@ -48,7 +62,7 @@ class TransformedDataset(Dataset):
                 "split: check_data_samples=null checks every file",
             ) from error
         self._check(sample["image"], sample["mask"], index)
-        self._seed_transform()
+        self.transform.set_random_seed(sample_seed(self.seed, key))
         out = self.transform(image=sample["image"], mask=sample["mask"])
         image = out["image"].float()
         if not torch.isfinite(image).all():
@@ -59,7 +73,7 @@ class TransformedDataset(Dataset):
                 "NaN or inf values after the transforms",
                 "Check data.std for zeros and the augmentation",
             )
-        return {"image": image, "mask": out["mask"].long()}
+        return {"image": image, "mask": out["mask"].long(), "index": key.index}
 
     def _check(self, image: np.ndarray, mask: np.ndarray, index: int) -> None:
         source = source_of(self.dataset, index)
@@ -70,15 +84,3 @@ class TransformedDataset(Dataset):
             if not self._warned:
                 self._warned = True
                 warnings.warn(problem.sentence(self.rules, self.split), stacklevel=2)
-
-    def _seed_transform(self) -> None:
-        """Seed the pipeline from torch's seed of this process or DataLoader worker.
-
-        Albumentations keeps its own random state and ignores global seeds; torch's initial seed
-        is set by ``seed_everything`` and differs per worker and per epoch, so augmentations are
-        reproducible under a seed and not repeated across workers.
-        """
-        seed = torch.initial_seed() % 2**32
-        if seed != self._transform_seed:
-            self.transform.set_random_seed(seed)
-            self._transform_seed = seed
