@@ -9,9 +9,15 @@ trial continues as one run), and ``ckpt_path=<its newest checkpoint>`` (``interr
 (:func:`seglab.tracking.complete_wandb_config`). The rewritten argv is what DDP children
 re-execute, so they continue the same run.
 
-``resume=last`` is the newest run folder (with a checkpoint) under the task's runs folder, the
-parent of ``hydra.run.dir`` as the config composes it. Problems stop with :class:`ResumeError`,
-one line naming the folder and the fix.
+``resume=last`` is the newest folder with a checkpoint among the task's run folders (under the
+parent of ``hydra.run.dir`` as the config composes it: ``logs/train/runs/<run>``) and its sweep
+jobs (under the parent of ``hydra.sweep.dir``: ``logs/train/multiruns/<sweep>/<job>``), newest
+by the time its ``.hydra/overrides.yaml`` was written (the run's start or last resume). A sweep job
+(a multirun job or an Optuna trial) resumes as one run in its job folder with its own overrides;
+the sweep is not continued, and an Optuna study is not told the result: to go on with a search,
+rerun its command with ``hydra.sweep.dir=<sweep folder>`` (the study retries the interrupted
+trial), see :func:`sweep_note`. Problems stop with :class:`ResumeError`, one line naming the
+folder and the fix.
 
 The CSV metrics of the run are appended to (:func:`continue_csv_logs`; Lightning's CSV logger
 would delete them), without the rows logged after the checkpoint.
@@ -82,25 +88,68 @@ def check_run_dir(run_dir: Path, value: str) -> Path:
     return run_dir
 
 
-def runs_root(config_name: str, overrides: list[str]) -> Path:
-    """The folder that holds this task's run folders: the parent of ``hydra.run.dir``."""
+def runs_roots(config_name: str, overrides: list[str]) -> tuple[Path, Path]:
+    """The folders that hold this task's run folders and its sweep folders: the parents of
+    ``hydra.run.dir`` and ``hydra.sweep.dir``."""
     from seglab.config import CONFIG_DIR  # seglab.config calls resume_argv
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.cwd} in the paths resolves
-    return Path(cfg.hydra.run.dir).parent
+    return Path(cfg.hydra.run.dir).parent, Path(cfg.hydra.sweep.dir).parent
 
 
-def last_run(root: Path) -> Path:
-    """The newest run folder under ``root`` that holds a checkpoint."""
-    runs = [p.parents[1] for p in root.glob(f"*/{RUN_FILE}") if newest_checkpoint(p.parents[1])]
+def last_run(root: Path, sweeps: Path | None = None) -> Path:
+    """The newest run folder under ``root`` (``<root>/<run>``) or sweep job folder under
+    ``sweeps`` (``<sweeps>/<sweep>/<job>``) that holds a checkpoint."""
+    found = [*root.glob(f"*/{RUN_FILE}"), *(sweeps.glob(f"*/*/{RUN_FILE}") if sweeps else [])]
+    runs = [p.parents[1] for p in found if newest_checkpoint(p.parents[1])]
     if not runs:
+        where = f"{root}" + (f" or {sweeps}" if sweeps else "")
         raise ResumeError(
-            f"resume=last: no run folder with a checkpoint under {root}: give the folder, "
+            f"resume=last: no run folder with a checkpoint under {where}: give the folder, "
             "resume=<run folder>; for runs under another logs folder add paths.log_dir=<it>"
         )
     return max(runs, key=lambda run: (run / RUN_FILE).stat().st_mtime)
+
+
+def sweep_note(sweep_dir: Path, optuna: bool, stopped: bool) -> str:
+    """What becomes of the sweep in ``sweep_dir`` when one of its jobs is ``stopped`` by a
+    signal, or resumed."""
+    search = f"rerunning the search's command with hydra.sweep.dir={sweep_dir} retries"
+    if stopped and optuna:
+        return (
+            f"an Optuna trial of the search in {sweep_dir}: {search} it under the study "
+            "(resuming this job folder finishes it as a single run, which the study does not "
+            "record)"
+        )
+    if stopped:
+        return (
+            f"a job of the sweep in {sweep_dir}: the sweep's later jobs did not run (start them "
+            "with -m and their values)"
+        )
+    if optuna:
+        return (
+            f"an Optuna trial of the search in {sweep_dir}: it continues as a single run, which "
+            f"the study does not record (to go on with the search instead, {search} the trial)"
+        )
+    return (
+        f"a job of the sweep in {sweep_dir}: it continues as a single run (the sweep's summary "
+        "does not record it)"
+    )
+
+
+def sweep_of(run_dir: Path) -> tuple[Path, bool] | None:
+    """(sweep folder, is an Optuna search) when ``run_dir`` is a job of a sweep, else None: its
+    parent holds the sweep's ``multirun.yaml`` (Hydra's sweeper and seglab's Optuna search write
+    it before the jobs start)."""
+    from seglab.sweeps.context import SWEEP_CONFIG
+
+    sweep = run_dir.parent / SWEEP_CONFIG
+    if not sweep.is_file():
+        return None
+    target = str(OmegaConf.load(sweep).hydra.sweeper.get("_target_", ""))
+    return run_dir.parent, "optuna" in target.lower()
 
 
 def resume_argv(argv: list[str], config_name: str) -> list[str]:
@@ -116,7 +165,7 @@ def resume_argv(argv: list[str], config_name: str) -> list[str]:
     value = values[-1]
     new = [o for o in overrides if override_key(o) != "resume"]
     if value == "last":
-        run_dir = check_run_dir(last_run(runs_root(config_name, new)), value)
+        run_dir = check_run_dir(last_run(*runs_roots(config_name, new)), value)
     else:
         run_dir = check_run_dir(Path(value), value)
     saved = list(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_FILE)))
@@ -124,9 +173,11 @@ def resume_argv(argv: list[str], config_name: str) -> list[str]:
     ckpt = explicit[-1] if explicit else str(newest_checkpoint(run_dir))
     shown = [o for o in new if override_key(o) != "ckpt_path"]
     if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP children re-run this: rank zero prints
+        sweep = sweep_of(run_dir)
+        note = f". It is {sweep_note(*sweep, stopped=False)}" if sweep else ""
         print(
             f"Resuming {run_dir} from {ckpt}; overrides on top of the run's: "
-            f"{' '.join(shown) or '(none)'}",
+            f"{' '.join(shown) or '(none)'}{note}",
             file=sys.stderr,
         )
     flags = [a for a in argv[1:] if a not in overrides]  # --config-dir and the like

@@ -97,9 +97,20 @@ def report_interruption(code: int, interrupted: Interrupted | None, cfg: DictCon
         saved = "no checkpoint of this point (resuming starts from the run's newest one)"
     log.error(
         "Interrupted by %s: %s; the stages after it (e.g. the test) did not run. Exit code %d. "
-        "Resume with: python train.py resume=%s",
+        "Resume with: python train.py resume=%s%s",
         INTERRUPTIONS[code],
         saved,
         code,
         shlex.quote(str(run_dir)),
+        sweep_hint(run_dir),
     )
+
+
+def sweep_hint(run_dir: Path) -> str:
+    """``. This run is a job of the sweep ...`` in a multirun job (see
+    :func:`seglab.resume.sweep_note`), else empty."""
+    from seglab.resume import sweep_note, sweep_of
+    from seglab.sweeps.context import in_multirun
+
+    sweep = sweep_of(run_dir) if in_multirun() else None
+    return f". This run is {sweep_note(*sweep, stopped=True)}" if sweep else ""
