@@ -78,31 +78,3 @@ def test_the_console_scripts_are_the_light_entry_points():
         "seglab-export": "seglab.cli:export",
         "seglab-inspect": "seglab.cli:inspect",
     }
-
-
-def test_wandb_service_starts_in_the_background_while_the_run_is_set_up(tiny_cfg, monkeypatch):
-    """tracking.prepare starts W&B's service in a worker thread and returns at once; the run's
-    first use of W&B (log_hyperparameters) waits for it. Without a W&B logger nothing starts."""
-    import threading
-
-    from seglab.tracking import run
-
-    started, release, events = threading.Event(), threading.Event(), []
-
-    def setup_wandb():
-        events.append(("start", threading.current_thread().name))
-        started.set()
-        assert release.wait(timeout=120)
-        events.append(("end", threading.current_thread().name))
-
-    monkeypatch.setattr(run, "_setup_wandb", setup_wandb)
-    run.prepare(tiny_cfg("logger=csv"))
-    run._service.close()
-    assert events == []
-    run.prepare(tiny_cfg("logger=wandb"))
-    assert started.wait(timeout=120)
-    assert [event for event, _ in events] == ["start"]  # prepare did not wait for it
-    release.set()
-    run._service.close()  # what log_hyperparameters does before the run starts
-    assert [event for event, _ in events] == ["start", "end"]
-    assert all(thread.startswith("wandb-service") for _, thread in events)

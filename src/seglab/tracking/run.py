@@ -4,7 +4,6 @@ hyperparameters to every logger, and finish the run with its exit code."""
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import sys
 from pathlib import Path
@@ -29,12 +28,9 @@ from seglab.tracking.run_info import (
     run_name,
     wandb_run_id,
 )
-from seglab.utils.background import Background
 from seglab.utils.redact import redact, redact_text, redacted_argv, secret_values
 
 log = logging.getLogger(__name__)
-# W&B's service process, started while the run is set up (start_wandb_service)
-_service = Background("wandb-service")
 
 
 def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
@@ -81,36 +77,11 @@ def complete_wandb_config(cfg: DictConfig, wandb_mode: str) -> None:
 
 
 def prepare(cfg: DictConfig) -> WandbMode:
-    """Before anything is instantiated: decide the W&B mode (offline without credentials),
-    complete the W&B logger config and start W&B's service process. Returns the mode and why it
-    is in force."""
+    """Before anything is instantiated: decide the W&B mode (offline without credentials) and
+    complete the W&B logger config. Returns the mode and why it is in force."""
     mode = ensure_wandb_mode()
     complete_wandb_config(cfg, mode.mode)
-    start_wandb_service(cfg, mode)
     return mode
-
-
-@rank_zero_only
-def start_wandb_service(cfg: DictConfig, mode: WandbMode) -> None:
-    """When the run logs to W&B, import wandb and start its service process (``wandb.setup()``,
-    which ``wandb.init`` would otherwise start) in a background thread, beside the config tree,
-    the instantiation and the data check. The run itself starts at its first use
-    (:func:`log_hyperparameters`, which waits for this first): a run that fails before has no
-    W&B run."""
-    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
-    if not wandb_cfg or mode.mode == "disabled":
-        return
-    if wandb_cfg.get("offline"):
-        # what WandbLogger(offline=True) sets when the run starts; wandb reads its environment
-        # once, at wandb.setup(), and ignores later changes
-        os.environ["WANDB_MODE"] = "dryrun"
-    _service.submit(_setup_wandb)
-
-
-def _setup_wandb() -> None:
-    import wandb
-
-    wandb.setup()
 
 
 def run_hparams(cfg: DictConfig, net: torch.nn.Module, datamodule) -> dict[str, Any]:
@@ -159,7 +130,6 @@ def log_hyperparameters(
     """Hand the run's config and bookkeeping to every logger. Rank zero only: the loggers write
     nothing on the other ranks, so they need not run git or hash the data files either."""
     hparams = run_hparams(cfg, net, datamodule)
-    _service.close()  # W&B's service is up (or its error is raised here)
     wandb = wandb_loggers(trainer)
     # the W&B run starts here (at its first use) and records the command line: without secrets
     with redacted_argv(secret_values(OmegaConf.to_container(cfg, resolve=True))):
