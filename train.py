@@ -1,6 +1,6 @@
 """Train a segmentation model: ``python train.py [hydra overrides]`` (see README.md)."""
 
-from seglab.train import main
+from seglab.cli import train as main
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ wheel carries the same files as ``seglab/conf``.
 from __future__ import annotations
 
 import difflib
-import functools
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,10 +39,14 @@ class RenamedKeyError(SystemExit):
     """An override uses a config key that seglab renamed; the message names the new key."""
 
 
+def override_key(override: str) -> str:
+    """The config key an override sets: ``+a.b=1``, ``~a.b`` and ``a.b=1`` all set ``a.b``."""
+    return override.lstrip("+~").partition("=")[0]
+
+
 def renamed_key_fix(override: str) -> str | None:
     """The override to use instead of ``override``, or None when its key was not renamed."""
-    key, _, value = override.lstrip("+~").partition("=")
-    value = value or "..."
+    key, value = override_key(override), override.partition("=")[2] or "..."
     if key in RENAMED_KEYS:
         return f"'{RENAMED_KEYS[key]}={value}'"
     if key.startswith("data.datasets."):
@@ -58,7 +62,7 @@ def check_renamed_keys(overrides: Sequence[str]) -> None:
     for override in overrides:
         fix = renamed_key_fix(override)
         if fix:
-            key = override.lstrip("+~").partition("=")[0]
+            key = override_key(override)
             raise RenamedKeyError(
                 f"{key} was renamed: use {fix} (dataset options live under data.dataset, "
                 "per-split ones under data.splits; see README 'Your own data: data=folder')"
@@ -100,31 +104,42 @@ def check_unknown_keys(config_name: str, overrides: Sequence[str]) -> None:
             )
 
 
+def deferred(target: str) -> Callable[[DictConfig], Any]:
+    """The task function ``"module:function"``, imported when Hydra runs the job (after composing
+    the config), so that ``--help``, ``--cfg`` and config errors cost hydra and omegaconf only,
+    not the task's torch and Lightning. It carries the task module's name: Hydra names the job
+    after it (``hydra.job.name``: ``train``, ``eval``...; the ``<job name>.log`` of the run)."""
+    module, _, name = target.partition(":")
+
+    def task(cfg: DictConfig) -> Any:
+        return getattr(importlib.import_module(module), name)(cfg)
+
+    task.__module__, task.__name__, task.__qualname__ = module, name, name
+    return task
+
+
 def hydra_task(
-    config_name: str, strict_keys: bool = False, resumable: bool = False
-) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
-    """``@hydra.main`` for a seglab task reading ``conf/<config_name>.yaml``, which first refuses
-    renamed config keys with a message naming the new ones (Hydra would fail on them with
-    "Key ... is not in struct" alone) and, with ``strict_keys``, override keys the config does not
-    have (:func:`check_unknown_keys`). A ``resumable`` task expands ``resume=<run folder>`` into
-    that run's command line (:mod:`seglab.resume`)."""
+    config_name: str, task: str, strict_keys: bool = False, resumable: bool = False
+) -> Callable[[], Any]:
+    """The command line of a seglab task (:mod:`seglab.cli`): ``@hydra.main`` reading
+    ``conf/<config_name>.yaml`` and running ``task`` (``"module:function"``, imported only when
+    the job runs: :func:`deferred`). It first refuses renamed config keys with a message naming
+    the new ones (Hydra would fail on them with "Key ... is not in struct" alone) and, with
+    ``strict_keys``, override keys the config does not have (:func:`check_unknown_keys`). A
+    ``resumable`` task expands ``resume=<run folder>`` into that run's command line
+    (:mod:`seglab.resume`)."""
+    hydra_main = hydra.main(
+        version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name
+    )(deferred(task))
 
-    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
-        hydra_main = hydra.main(
-            version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name
-        )(task)
+    def main() -> Any:
+        check_renamed_keys(sys.argv[1:])
+        if resumable and any(override_key(arg) == "resume" for arg in sys.argv[1:]):
+            from seglab.resume import resume_argv  # lightning: only when resuming
 
-        @functools.wraps(task)
-        def main() -> Any:
-            check_renamed_keys(sys.argv[1:])
-            if resumable:  # resume=<run folder>: that run's own command line
-                from seglab.resume import resume_argv  # lightning: only for the resumable task
+            sys.argv = resume_argv(sys.argv, config_name)
+        if strict_keys:
+            check_unknown_keys(config_name, sys.argv[1:])
+        return hydra_main()
 
-                sys.argv = resume_argv(sys.argv, config_name)
-            if strict_keys:
-                check_unknown_keys(config_name, sys.argv[1:])
-            return hydra_main()
-
-        return main
-
-    return decorate
+    return main

@@ -28,7 +28,6 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab import tracking
-from seglab.config import hydra_task
 from seglab.inference.card import ModelCard
 from seglab.preflight import ConfigError, check_accelerator, missing_keys
 from seglab.tracking.jobs import complete_job_config
@@ -220,10 +219,12 @@ def report(cfg, stage: str, metrics: dict, per_image: list[dict], seconds: float
 run_task = tracking.task_wrapper(evaluate)
 
 
-@hydra_task("eval", strict_keys=True)
-def main(cfg: DictConfig) -> None:
+def task(cfg: DictConfig) -> None:
+    """The job ``seglab.cli.evaluate`` runs (Hydra's task function)."""
     run_task(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    from seglab import cli
+
+    cli.evaluate()

@@ -19,7 +19,6 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from seglab.config import hydra_task
 from seglab.inference.export import FORMATS, ONNX_EXPORTERS, ExportError
 
 log = logging.getLogger(__name__)
@@ -162,10 +161,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     return {"path": str(path), "max_abs_diff": worst, "rows": rows}
 
 
-@hydra_task("export")
-def main(cfg: DictConfig) -> None:
+def task(cfg: DictConfig) -> None:
+    """The job ``seglab.cli.export`` runs (Hydra's task function)."""
     export(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    from seglab import cli
+
+    cli.export()

@@ -26,7 +26,6 @@ import rich
 import rich.table
 from omegaconf import DictConfig
 
-from seglab.config import hydra_task
 from seglab.data.checks import check_data
 from seglab.data.validation import shorten, size_range
 from seglab.utils.overlay import (
@@ -277,9 +276,8 @@ def inspect_data(
     return summary
 
 
-@hydra_task("inspect")
-def main(cfg: DictConfig) -> None:
-
+def task(cfg: DictConfig) -> None:
+    """The job ``seglab.cli.inspect`` runs (Hydra's task function)."""
     if cfg.get("seed") is not None:
         import lightning as L
 
@@ -297,4 +295,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from seglab import cli
+
+    cli.inspect()

@@ -26,7 +26,6 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from seglab import tracking
-from seglab.config import hydra_task
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +207,12 @@ def wandb_job(cfg: DictConfig, predictor, num_files: int):
 run_task = tracking.task_wrapper(predict)
 
 
-@hydra_task("predict", strict_keys=True)
-def main(cfg: DictConfig) -> None:
+def task(cfg: DictConfig) -> None:
+    """The job ``seglab.cli.predict`` runs (Hydra's task function)."""
     run_task(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    from seglab import cli
+
+    cli.predict()

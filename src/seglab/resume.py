@@ -40,6 +40,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
 from seglab.checkpoints import read_checkpoint
+from seglab.config import CONFIG_DIR, override_key
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ RUN_FILE = Path(".hydra") / "overrides.yaml"
 
 class ResumeError(SystemExit):
     """``resume=`` cannot continue that folder; the message names it and the fix."""
-
-
-def override_key(override: str) -> str:
-    return override.lstrip("+~").partition("=")[0]
 
 
 def merge_overrides(saved: list[str], new: list[str]) -> list[str]:
@@ -91,8 +88,6 @@ def check_run_dir(run_dir: Path, value: str) -> Path:
 def runs_roots(config_name: str, overrides: list[str]) -> tuple[Path, Path]:
     """The folders that hold this task's run folders and its sweep folders: the parents of
     ``hydra.run.dir`` and ``hydra.sweep.dir``."""
-    from seglab.config import CONFIG_DIR  # seglab.config calls resume_argv
-
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.cwd} in the paths resolves

@@ -1,4 +1,5 @@
-"""The training task: ``python train.py [overrides]`` or ``seglab-train [overrides]``.
+"""The training task: ``python train.py [overrides]`` or ``seglab-train [overrides]`` (both
+:func:`seglab.cli.train`, which imports this module when the job runs).
 
 Composes ``conf/train.yaml``, instantiates data, network, module, callbacks, loggers and trainer,
 fits (resuming from ``ckpt_path`` when given), tests the best checkpoint and returns
@@ -21,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab import tracking
 from seglab.checkpoints import CheckpointError, check_fits
-from seglab.config import hydra_task
 from seglab.data.bad_samples import report_bad_samples
 from seglab.data.checks import check_data
 from seglab.inference.card import ModelCard
@@ -192,12 +192,15 @@ def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
     return metrics[name]
 
 
-@hydra_task("train", resumable=True)
-def main(cfg: DictConfig) -> float | None:
+def task(cfg: DictConfig) -> float | None:
+    """The job ``seglab.cli.train`` runs (Hydra's task function): :func:`run_task`, then the
+    value a sweeper optimises."""
     metrics = run_task(cfg)
     raise_if_pruned(metrics)
     return metric_value(metrics, cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":
-    main()
+    from seglab import cli
+
+    cli.train()
