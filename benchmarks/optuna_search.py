@@ -1,12 +1,14 @@
 """Optuna search at scale: the same search with and without pruning, and 1 worker vs 2.
 
-    python benchmarks/optuna_search.py --trials 20 --epochs 10          # the default synthetic run
-    python benchmarks/optuna_search.py --trials 6 --epochs 3 --train-samples 64 --val-samples 32 \
-        --num-workers 0                                                 # smaller (BENCHMARKS.md)
+    python benchmarks/optuna_search.py                      # the issue's: 20 trials, default data
+    python benchmarks/optuna_search.py --trials 20 --epochs 8 --train-samples 128 \
+        --val-samples 32 --num-workers 0                    # reduced (BENCHMARKS.md)
 
-Each case is ``python train.py -m hparams_search=unet_optuna`` (TPE, seed 1234) in a fresh sweep
-folder under ``--out``; the workers case starts the same command twice on one sqlite study. Prints
-a Markdown table: wall time, trials complete / pruned / failed, best value, trials per minute.
+Each case is ``python train.py -m hparams_search=unet_optuna`` (TPE, seed 1234: trial ``n`` draws
+from the seed and ``n``, so every case proposes the same first trials) in a fresh sweep folder
+under ``--out``; ``two_workers`` starts the unpruned command twice on one sqlite study. Prints one
+Markdown table: trials complete / pruned / failed, the epochs trained in all (load-independent),
+the wall time, the best value, its trial and when it completed (seconds after the start).
 """
 
 from __future__ import annotations
@@ -22,6 +24,19 @@ from pathlib import Path
 import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
+PRUNER = "hydra/sweeper/pruner"
+# name: (workers, overrides)
+CASES = {
+    "unpruned": (1, []),
+    "median": (1, [f"{PRUNER}=median"]),  # the config's n_startup_trials=5, n_warmup_steps=1
+    "median_tuned": (
+        1,
+        [f"{PRUNER}=median", "hydra.sweeper.pruner.n_startup_trials=3"]
+        + ["hydra.sweeper.pruner.n_warmup_steps=0"],
+    ),
+    "successive_halving": (1, [f"{PRUNER}=successive_halving"]),
+    "two_workers": (2, []),
+}
 
 
 def command(sweep_dir: Path, args: argparse.Namespace, *extra: str) -> list[str]:
@@ -45,12 +60,13 @@ def command(sweep_dir: Path, args: argparse.Namespace, *extra: str) -> list[str]
     ]
 
 
-def run_case(name: str, args: argparse.Namespace, workers: int, *extra: str) -> dict:
+def run_case(name: str, args: argparse.Namespace) -> dict:
+    workers, extra = CASES[name]
     sweep_dir = Path(args.out) / name
     env = {**os.environ, "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1"}
     if workers > 1:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(max(1, args.threads // workers))
-    start = time.perf_counter()
+    start = time.time()
     with ExitStack() as stack:
         logs = [
             stack.enter_context(open(Path(args.out) / f"{name}-{i}.log", "w"))
@@ -61,22 +77,29 @@ def run_case(name: str, args: argparse.Namespace, workers: int, *extra: str) -> 
             for log in logs
         ]
         codes = [p.wait() for p in processes]
-    wall = time.perf_counter() - start
+    wall = time.time() - start
     study = optuna.load_study(
         study_name="unet_optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}"
     )
-    states = [t.state.name for t in study.trials]
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    return {"case": name, "workers": workers, "exit": ",".join(map(str, codes))} | summary(
+        study.trials, start, wall
+    )
+
+
+def summary(trials: list[optuna.trial.FrozenTrial], start: float, wall: float) -> dict:
+    """The table row of one case's study (every validation epoch was reported to the trial)."""
+    states = [t.state.name for t in trials]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: t.value) if complete else None
     return {
-        "case": name,
-        "workers": workers,
-        "exit": ",".join(map(str, codes)),
-        "wall s": f"{wall:.0f}",
         "complete": states.count("COMPLETE"),
         "pruned": states.count("PRUNED"),
         "failed": states.count("FAIL"),
-        "best": f"{max(t.value for t in complete):.4f}" if complete else "-",
-        "trials/min": f"{len(states) / wall * 60:.2f}",
+        "epochs": sum(len(t.intermediate_values) for t in trials),
+        "wall s": f"{wall:.0f}",
+        "best": f"{best.value:.4f}" if best else "-",
+        "best trial": best.number if best else "-",
+        "best at s": f"{best.datetime_complete.timestamp() - start:.0f}" if best else "-",
     }
 
 
@@ -90,16 +113,15 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="more overrides for every case")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default="logs/benchmarks/optuna")
-    parser.add_argument("--cases", nargs="+", default=["unpruned", "median", "two_workers"])
+    parser.add_argument(
+        "--cases", nargs="+", choices=sorted(CASES), default=["unpruned", "median", "two_workers"]
+    )
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    median = ["hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=3"]
-    cases = {
-        "unpruned": (1, []),
-        "median": (1, median),
-        "two_workers": (2, []),
-    }
-    rows = [run_case(name, args, *cases[name][:1], *cases[name][1]) for name in args.cases]
+    rows = []
+    for name in args.cases:
+        rows.append(run_case(name, args))
+        print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))

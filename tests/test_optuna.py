@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from seglab.config import CONFIG_DIR
 from seglab.sweeps.budget import INTERRUPTED, JOB, left
-from seglab.sweeps.resumable_optuna import WatchedLauncher
+from seglab.sweeps.launching import WatchedLauncher
 from seglab.sweeps.search_space import parse_params
 from seglab.sweeps.workers import WORKER
 
@@ -140,16 +140,17 @@ def dead_pid() -> int:
 
 
 def make_sweeper(storage: str | None, n_trials: int = 3, **settings):
-    """The search in-process (no Hydra launch): a seeded random sampler over ``storage``."""
+    """The search in-process (no Hydra launch): a seeded random sampler (unless ``settings``
+    give one) over ``storage``."""
     from seglab.sweeps.resumable_optuna import ResumableOptunaSweeperImpl
 
     return ResumableOptunaSweeperImpl(
-        sampler=optuna.samplers.RandomSampler(seed=0),
         direction="maximize",
         storage=storage,
         study_name=STUDY,
         n_trials=n_trials,
-        **{"n_jobs": 1, "max_failure_rate": 1.0, **settings},
+        **{"sampler": optuna.samplers.RandomSampler(seed=0), "n_jobs": 1, "max_failure_rate": 1.0}
+        | settings,
     )
 
 
@@ -232,6 +233,7 @@ def test_an_interrupted_search_resumes_to_n_trials_in_all(tmp_path):
 
     result = run_train_script(args, cwd=tmp_path, check=True)  # the same command resumes
     assert f"Resuming study 'unet_optuna': {killed} trial(s) finished" in result.stdout
+    assert "sampler TPESampler (seed 1234 + trial number)" in result.stdout
     study = load_study(sweep_dir)
     trials = study.trials
     # n_trials=3 in all: the interrupted trial failed, is not counted, and its params ran again
@@ -243,6 +245,8 @@ def test_an_interrupted_search_resumes_to_n_trials_in_all(tmp_path):
     complete = study.get_trials(states=[TrialState.COMPLETE])
     jobs = [t.user_attrs[JOB] for t in complete]
     assert jobs == [t.number for t in complete] and killed not in jobs
+    # the resumed search drew new parameters (trial numbers went on), not the first run's again
+    assert len({repr(sorted(t.params.items())) for t in complete}) == len(complete)
     for trial in complete:
         job_dir = sweep_dir / str(trial.user_attrs[JOB])
         overrides = OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")

@@ -26,13 +26,15 @@ from seglab.compare import compare
 from seglab.config import CONFIG_DIR
 from seglab.sweeps import budget
 from seglab.sweeps.search_space import parse_params
+from seglab.sweeps.seeding import TrialSeededSampler, seeded_per_trial, trial_seed
 from seglab.sweeps.workers import WORKER, quiet
 
 from .conftest import run_train_script
 from .helpers import wandb_records
 from .helpers.postgres import postgres_server
 from .helpers.runs import start_train_script, sweep_summary, validated_epochs
-from .test_optuna import SEARCH, STUDY, compose_search, dead_pid, make_sweeper, tiny
+from .test_launchers import LAUNCHERS
+from .test_optuna import SEARCH, STUDY, compose_search, dead_pid, load_study, make_sweeper, tiny
 
 OLD_STUDY = Path(__file__).parent / "data" / "optuna210_sweep.sql"
 SPACE = {"x": CategoricalDistribution([1, 2])}
@@ -121,6 +123,43 @@ def test_dead_workers_trials_are_failed_and_requeued_and_the_budget_holds(tmp_pa
     assert budget.left(study, 4) == 0
 
 
+def seeded_random(seed: int = 0) -> TrialSeededSampler:
+    """A random sampler seeded per trial, as the sweeper builds one from its sampler config."""
+    node = OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": seed})
+    return seeded_per_trial(None, node)
+
+
+def proposed(storage: str, workers: int, seed: int = 0) -> list[float]:
+    """``workers`` searches over one study, all opened before any asks (started together), asking
+    in turn; the drawn ``lr`` of every trial, by trial number."""
+    space = {"lr": FloatDistribution(1e-5, 1.0, log=True)}
+    searches = [make_sweeper(storage, 6, sampler=seeded_random(seed)) for _ in range(workers)]
+    studies = [search.open_study() for search in searches]
+    for search, study in zip(searches, studies, strict=True):
+        search.resume(study)
+    trials = []
+    while len(trials) < 6:
+        for search, study in zip(searches, studies, strict=True):
+            trials += search.ask(study, space)
+    return [t.params["lr"] for t in sorted(trials, key=lambda t: t.number)]
+
+
+def test_workers_started_together_with_one_seed_never_propose_the_same_trials(tmp_path):
+    two = proposed(f"sqlite:///{tmp_path / 'two.db'}", workers=2)
+    assert len(set(two)) == 6  # one seed per worker would draw each value twice
+    # trial n draws from (seed, n) alone: one worker proposes the same trials, every time
+    assert proposed(f"sqlite:///{tmp_path / 'one.db'}", workers=1) == two
+    assert proposed(f"sqlite:///{tmp_path / 'other.db'}", workers=1, seed=1) != two
+    assert len({trial_seed(1234, n) for n in range(100)} | {trial_seed(1235, 0)}) == 101
+    # the search's config: its TPE sampler, built anew for each trial with that trial's seed
+    sampler = seeded_per_trial(None, compose_search().hydra.sweeper.sampler)
+    assert str(sampler) == "TPESampler (seed 1234 + trial number)"
+    assert sampler.make(7)._n_startup_trials == 10
+    unseeded = optuna.samplers.TPESampler()
+    node = compose_search("hydra.sweeper.sampler.seed=null").hydra.sweeper.sampler
+    assert seeded_per_trial(unseeded, node) is unseeded  # entropy differs per worker anyway
+
+
 def search_args(sweep_dir: Path, n_trials: int, *extra: str, searched=()) -> list[str]:
     """The tiny search without the test stage (its trials only need the validation)."""
     sweeper = [f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweep.dir={sweep_dir}", *extra]
@@ -141,6 +180,7 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
         trials = study.trials
     # 6 trials in all, each run once, in its own job folder, by one of the two workers
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert len({t.params["optimizer.lr"] for t in trials}) == 6  # no trial proposed twice
     assert {t.user_attrs[WORKER] for t in trials} == {
         f"{socket.gethostname()}:{w.pid}" for w in workers
     }
@@ -151,6 +191,23 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
     assert results.best_value == pytest.approx(max(t.value for t in trials))
     for i in range(2):
         assert "Study: best " in (tmp_path / f"worker{i}.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_pruning_reaches_trials_that_a_launcher_runs_in_other_processes(tmp_path, launcher):
+    sweep_dir = tmp_path / "sweep"
+    prune = ["hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=2.0"]
+    parallel = [*LAUNCHERS[launcher], "hydra.sweeper.n_jobs=2"]  # both trials in one launch
+    args = search_args(sweep_dir, 2, *prune, *parallel, searched=["trainer.max_epochs"])
+    result = run_train_script([*args, "trainer.max_epochs=2"], cwd=tmp_path, check=True)
+    # a Dice below 2 after the first validation: each job stopped there, in the launcher's process
+    assert [t.state for t in load_study(sweep_dir).trials] == [TrialState.PRUNED] * 2
+    rows = sweep_summary(sweep_dir)
+    for job in (0, 1):
+        assert rows[job]["status"] == "pruned at epoch 0"
+        assert validated_epochs(sweep_dir / str(job)) == {0}
+    assert "0 complete, 2 pruned, 0 failed" in result.stdout
 
 
 def journal_study(path: Path) -> optuna.Study:

@@ -7,7 +7,9 @@
   summary table, ``${hydra:...}`` in the sweep folder);
 - the Optuna search of ``conf/hparams_search/`` (``sweeps`` extra), loaded through the thin
   ``hydra_plugins.seglab_plugins`` shim: :mod:`~seglab.sweeps.resumable_optuna` (the sweeper's
-  ask-and-tell loop), :mod:`~seglab.sweeps.search_space` (Hydra's sweep syntax as distributions),
+  ask-and-tell loop), :mod:`~seglab.sweeps.launching` (trials as the launcher's jobs),
+  :mod:`~seglab.sweeps.seeding` (a sampler seed per trial),
+  :mod:`~seglab.sweeps.search_space` (Hydra's sweep syntax as distributions),
   :mod:`~seglab.sweeps.budget` (``n_trials`` over workers), :mod:`~seglab.sweeps.workers` (dead
   workers' trials), :mod:`~seglab.sweeps.storage` (sqlite, PostgreSQL, journal; heartbeat),
   :mod:`~seglab.sweeps.results` (``optimization_results.yaml``) and

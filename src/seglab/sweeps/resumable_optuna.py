@@ -14,9 +14,11 @@ worker ran on this machine (its process id, user attribute ``worker``, is gone: 
 search resumed with the same command), after the heartbeat's grace period otherwise (Optuna's
 heartbeat and ``RetryFailedTrialCallback``, see :mod:`seglab.sweeps.storage`). A worker with
 nothing left to ask waits while other trials run with a heartbeat, so a re-queued trial still
-runs. The sampler is reseeded on a study that has trials: a seeded sampler would propose the
-first run's parameters once more. At the end each worker writes ``optimization_results.yaml``
-from the whole study (the last worker to finish writes the final one).
+runs. A seeded sampler draws each trial from a seed of its own, derived from the seed and the
+trial number (:mod:`seglab.sweeps.seeding`): workers started together with one seed, and a
+resumed search, never propose the same parameters again; one worker's search is reproducible.
+At the end each worker writes ``optimization_results.yaml`` from the whole study (the last
+worker to finish writes the final one).
 
 Errors that are not a trial's own failure stop the search: an unreadable storage (named, with
 the fix), a job that returns no objective, anything the launcher raises (an unknown parameter).
@@ -27,14 +29,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.plugins.launcher import Launcher
 from omegaconf import OmegaConf
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
@@ -42,51 +42,15 @@ from optuna.trial import TrialState
 from seglab.sweeps import budget
 from seglab.sweeps.budget import INTERRUPTED, JOB  # noqa: F401  (re-exported for callers)
 from seglab.sweeps.context import SWEEP_CONFIG
+from seglab.sweeps.launching import WatchedLauncher, consecutive, trial_overrides
 from seglab.sweeps.results import state_name, write_results
 from seglab.sweeps.search_space import parse_params
+from seglab.sweeps.seeding import seeded_per_trial
 from seglab.sweeps.storage import open_storage
 from seglab.sweeps.trial import link_overrides
 from seglab.sweeps.workers import WORKER, quiet, reclaim, this_worker
 
 log = logging.getLogger(__name__)
-
-
-class WatchedLauncher:
-    """The sweep's launcher, keeping the failed jobs and stopping on a job without objective."""
-
-    def __init__(self, launcher: Launcher) -> None:
-        self.launcher = launcher
-        self.failed: list[JobReturn] = []
-        self.completed = 0
-
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
-        returns = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
-        for ret in returns:
-            if ret.status != JobStatus.COMPLETED:
-                self.failed.append(ret)
-            elif ret.return_value is None:
-                raise ValueError(
-                    "The training task returned no objective, so Optuna has nothing to optimise: "
-                    "set optimized_metric to a logged metric, e.g. optimized_metric=val/dice_best"
-                )
-            else:
-                self.completed += 1
-        return returns
-
-
-def trial_overrides(trial: optuna.Trial, fixed: dict[str, Any]) -> list[str]:
-    return [f"{name}={value}" for name, value in {**trial.params, **fixed}.items()]
-
-
-def consecutive(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
-    """``trials`` in runs of consecutive numbers (a launch numbers its jobs consecutively)."""
-    runs: list[list[optuna.Trial]] = []
-    for trial in trials:
-        if runs and runs[-1][-1].number + 1 == trial.number:
-            runs[-1].append(trial)
-        else:
-            runs.append([trial])
-    return runs
 
 
 class ResumableOptunaSweeperImpl:
@@ -126,6 +90,7 @@ class ResumableOptunaSweeperImpl:
             config=config, hydra_context=hydra_context, task_function=task_function
         )
         self.launcher = WatchedLauncher(launcher)
+        self.sampler = seeded_per_trial(self.sampler, config.hydra.sweeper.get("sampler"))
 
     @property
     def sweep_dir(self) -> Path:
@@ -139,10 +104,10 @@ class ResumableOptunaSweeperImpl:
         space, fixed = parse_params([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
         study = self.open_study()
         log.info(
-            "Study %r in %s: %s sampler, %s pruner, directions %s, n_trials=%d",
+            "Study %r in %s: sampler %s, %s pruner, directions %s, n_trials=%d",
             study.study_name,
             self.storage or "memory",
-            type(study.sampler).__name__,
+            study.sampler,
             type(study.pruner).__name__,
             self.directions,
             self.n_trials,
@@ -179,8 +144,9 @@ class ResumableOptunaSweeperImpl:
             ) from error
 
     def resume(self, study: optuna.Study) -> int:
-        """On a study with trials: reclaim dead workers' trials, reseed the sampler and log where
-        the search stands. Returns the number of completed trials."""
+        """On a study with trials: reclaim dead workers' trials, reseed a sampler that is not
+        seeded per trial (it would propose the first run's parameters again) and log where the
+        search stands. Returns the number of completed trials."""
         interrupted = self.reclaim(study)
         trials = study.get_trials(deepcopy=False)
         if not trials:
