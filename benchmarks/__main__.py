@@ -32,14 +32,16 @@ def summary(results: dict) -> str:
         r = results["overhead"]
         lines.append(
             f"| overhead ({r['threads']} thread) | seglab / plain = {r['ratio']:.3f} "
-            f"({r['seglab_steps_per_s']:.2f} vs {r['plain_steps_per_s']:.2f} steps/s) |"
+            f"({r['seglab_steps_per_s']:.2f} vs {r['plain_steps_per_s']:.2f} steps/s; "
+            f"{r['cpu_ratio']:.3f} by CPU time) |"
         )
     for row in results.get("flops", []):
         if row["variant"] in ("NCHW", "channels_last", "bf16", "compile"):
             lines.append(
                 f"| {row['model']} {row['variant']}, {row['threads']} thread(s) | "
                 f"{row['gflops']:.0f} GFLOP/s = {row['utilisation']:.0%} of the "
-                f"{row['peak_gflops']:.0f} GFLOP/s matmul peak |"
+                f"{row['peak_gflops']:.0f} GFLOP/s matmul peak ({row['cpu_utilisation']:.0%} "
+                "by CPU time) |"
             )
     if "startup" in results:
         r = results["startup"]

@@ -20,13 +20,20 @@ two alternate: at the start of each seglab epoch a callback runs one plain epoch
 same machine load; the first pair is a warm-up and not counted. A seglab epoch is timed from its
 start to the next one's (everything Lightning and the callbacks do in between counts). Printed:
 median steps/s of both (training steps / epoch time) and the median of the per-epoch ratios
-seglab / plain (1.0 = no overhead). ``--profile FILE`` also runs a cProfile of a seglab-only fit
-and writes the functions with the most cumulative time. Extra arguments are Hydra overrides.
+seglab / plain (1.0 = no overhead), by wall-clock time and by CPU time (this process's threads
+plus its children, i.e. W&B's service: on a machine that others load, CPU time is the steadier
+figure; background threads count in it, not in wall-clock time when a core is free).
+``--profile FILE`` also runs a cProfile of a seglab-only fit, timed in the main thread's CPU time
+(``time.thread_time``: other processes' load does not count), and writes the functions with the
+most cumulative time. Extra arguments are Hydra overrides, e.g. ``callbacks.prediction_images=null``
+or Lightning's time per hook and callback: ``+trainer.profiler._target_=lightning.pytorch.
+profilers.SimpleProfiler +trainer.profiler.dirpath=DIR +trainer.profiler.filename=NAME``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import cProfile
 import io
@@ -48,6 +55,11 @@ from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from seglab.config import CONFIG_DIR  # noqa: E402
+
+try:  # the CPU time of W&B's service process too (psutil comes with most installs)
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
 
 
 def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
@@ -100,25 +112,43 @@ class PlainLoop:
         return time.perf_counter() - start
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and of its child processes (W&B's service),
+    user + system: what the run costs the machine, much less sensitive to other processes' load
+    than wall-clock time."""
+    total = time.process_time()
+    if psutil is not None:
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 class Interleave(L.Callback):
-    """Runs one plain epoch before each seglab epoch and times both."""
+    """Runs one plain epoch before each seglab epoch and times both (wall-clock and CPU)."""
 
     def __init__(self, plain: PlainLoop | None):
         self.plain, self.seglab_times, self.plain_times = plain, [], []
-        self._start: float | None = None
+        self.seglab_cpu, self.plain_cpu = [], []
+        self._start: tuple[float, float] | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._lap()
         if self.plain is not None:
+            cpu = cpu_seconds()
             self.plain_times.append(self.plain.epoch())
-        self._start = time.perf_counter()
+            self.plain_cpu.append(cpu_seconds() - cpu)
+        self._start = (time.perf_counter(), cpu_seconds())
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._lap()
 
     def _lap(self) -> None:
         if self._start is not None:
-            self.seglab_times.append(time.perf_counter() - self._start)
+            wall, cpu = self._start
+            self.seglab_times.append(time.perf_counter() - wall)
+            self.seglab_cpu.append(cpu_seconds() - cpu)
             self._start = None
 
 
@@ -146,7 +176,7 @@ def fit(cfg: DictConfig, args, with_plain: bool) -> Interleave:
 
 
 def profile(cfg: DictConfig, args, path: Path) -> None:
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)  # CPU time: others' load not counted
     profiler.enable()
     fit(cfg, args, with_plain=False)
     profiler.disable()
@@ -170,13 +200,16 @@ def measure(args) -> dict:
         "test=false",
         *args.overrides,
     ]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_config(overrides, Path(tmp) / "run")
         timed = fit(cfg, args, with_plain=True)
         if args.profile:
             profile(compose_config(overrides, Path(tmp) / "profiled"), args, args.profile)
     seglab, plain = timed.seglab_times[1:], timed.plain_times[1:]  # the first pair: warm-up
+    seglab_cpu, plain_cpu = timed.seglab_cpu[1:], timed.plain_cpu[1:]
     ratios = [p / s for s, p in zip(seglab, plain, strict=True)]
+    cpu_ratios = [p / s for s, p in zip(seglab_cpu, plain_cpu, strict=True)]
     batch = cfg.data.batch_size
     return {
         "device": "cuda (trainer=gpu)" if args.gpu else "cpu",
@@ -185,6 +218,11 @@ def measure(args) -> dict:
         "plain_steps_per_s": args.steps / statistics.median(plain),
         "ratio": statistics.median(ratios),
         "ratios": [round(r, 3) for r in ratios],
+        "seglab_cpu_s_per_step": statistics.median(seglab_cpu) / args.steps,
+        "plain_cpu_s_per_step": statistics.median(plain_cpu) / args.steps,
+        "cpu_ratio": statistics.median(cpu_ratios),
+        "cpu_ratios": [round(r, 3) for r in cpu_ratios],
+        "load_average": (load_before, os.getloadavg()[0]),
         "threads": args.threads,
         "steps": args.steps,
         "val_batches": args.val_batches,
@@ -206,16 +244,21 @@ def parse(argv: list[str] | None = None):
 
 
 def table(result: dict) -> str:
+    load = "{:.1f} -> {:.1f}".format(*result["load_average"])
     return "\n".join(
         [
             f"| path | steps/s ({result['device']}, {result['threads']} thread(s), "
             f"{result['steps']} steps + "
-            f"{result['val_batches']} val batches per epoch, median of {result['epochs']}) |",
-            "| --- | ---: |",
-            f"| seglab (train.py's objects, default config) | {result['seglab_steps_per_s']:.3f} |",
-            f"| plain PyTorch loop | {result['plain_steps_per_s']:.3f} |",
-            f"| seglab / plain | {result['ratio']:.3f} (per epoch: {result['ratios']}) |",
-            f"| seglab images/s | {result['seglab_images_per_s']:.1f} |",
+            f"{result['val_batches']} val batches per epoch, median of {result['epochs']}; "
+            f"load average {load}) | CPU s/step |",
+            "| --- | ---: | ---: |",
+            f"| seglab (train.py's objects, default config) | {result['seglab_steps_per_s']:.3f} "
+            f"| {result['seglab_cpu_s_per_step']:.3f} |",
+            f"| plain PyTorch loop | {result['plain_steps_per_s']:.3f} "
+            f"| {result['plain_cpu_s_per_step']:.3f} |",
+            f"| seglab / plain | {result['ratio']:.3f} (per epoch: {result['ratios']}) "
+            f"| {result['cpu_ratio']:.3f} (per epoch: {result['cpu_ratios']}) |",
+            f"| seglab images/s | {result['seglab_images_per_s']:.1f} | |",
         ]
     )
 

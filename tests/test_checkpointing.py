@@ -116,3 +116,37 @@ def test_last_checkpoint_knows_the_best_after_its_epochs_validation_and_resume_k
     resume = [f"ckpt_path={folder / 'last.ckpt'}", "test=false", *improving]
     metrics = run_task(tiny_cfg("trainer.max_epochs=3", *resume))
     assert metrics["val/dice_best"] == pytest.approx(0.99) and metrics["val/dice"] < 0.99
+
+
+def test_a_background_save_holds_the_state_of_its_moment_and_a_removal_waits_for_it(
+    tmp_path, monkeypatch
+):
+    """Checkpoints are written off the training thread (single process): the file has the
+    weights as they were when saved, although training changes them at once; removing a file
+    whose write is still queued leaves no file behind."""
+    import threading
+    import time
+
+    from seglab.checkpoint_io import AtomicCheckpointIO
+
+    save, writers = torch.save, []
+
+    def slow_save(checkpoint, file, *args, **kwargs):
+        writers.append(threading.current_thread().name)
+        time.sleep(0.2)  # the training thread goes on meanwhile
+        return save(checkpoint, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", slow_save)
+    io, weight = AtomicCheckpointIO(), torch.zeros(3)
+    io.save_checkpoint({"state_dict": {"w": weight}, "epoch": 0}, tmp_path / "kept.ckpt")
+    weight.add_(1)  # the next optimiser step, while the file is being written
+    io.save_checkpoint({"state_dict": {"w": weight}}, tmp_path / "replaced.ckpt")
+    io.remove_checkpoint(tmp_path / "replaced.ckpt")
+    io.teardown()
+    assert torch.equal(read(tmp_path / "kept.ckpt")["state_dict"]["w"], torch.zeros(3))
+    assert not (tmp_path / "replaced.ckpt").exists()
+    assert len(writers) == 2 and all(name.startswith("checkpoint_io") for name in writers)
+
+    synchronous = AtomicCheckpointIO(background=False)  # trainer.plugins.0.background=false
+    synchronous.save_checkpoint({"state_dict": {"w": weight}}, tmp_path / "now.ckpt")
+    assert writers[-1] == threading.current_thread().name and (tmp_path / "now.ckpt").is_file()

@@ -56,3 +56,34 @@ def test_values_equal_torchmetrics_own_classes():
     values, expected = metrics.compute(), reference.compute()
     for name, value in expected.items():
         assert torch.allclose(values[name], value), name
+
+
+def test_the_update_counts_with_one_bincount_also_in_deterministic_mode(monkeypatch):
+    """torchmetrics' deterministic fallback (a pixels x classes^2 tensor) is never used, the
+    counts stay the same, and a mask value that is no class (nor ignore_index) is named."""
+    import importlib
+
+    import pytest
+
+    # the module (the package's attribute of that name is the function)
+    confusion_matrix = importlib.import_module(
+        "torchmetrics.functional.classification.confusion_matrix"
+    )
+
+    def no_mesh(*args, **kwargs):
+        raise AssertionError("torchmetrics' _bincount was used")
+
+    monkeypatch.setattr(confusion_matrix, "_bincount", no_mesh)
+    predicted = torch.tensor([[[0, 1, 2, 2, 1]]])
+    target = torch.tensor([[[0, 1, 1, 255, 2]]])
+    expected = torch.tensor([[1, 0, 0], [0, 1, 1], [0, 1, 0]])
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        metrics = segmentation_metrics(num_classes=3, ignore_index=255)
+        metrics.update(predicted, target)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    assert torch.equal(metrics.compute()["confusion"], expected)
+    with pytest.raises(ValueError, match=r"class index >= 3 .* ignore_index=255: fix the masks"):
+        metrics.update(predicted, torch.tensor([[[0, 1, 3, 0, 0]]]))

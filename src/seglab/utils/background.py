@@ -28,7 +28,9 @@ class Background:
             pending.result()
 
     def close(self) -> None:
-        self.wait()
-        if self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
+        try:
+            self.wait()
+        finally:  # the thread stops also when the last call failed
+            if self._executor is not None:
+                self._executor.shutdown()
+                self._executor = None

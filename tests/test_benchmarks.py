@@ -1,0 +1,40 @@
+"""The issue-15 benchmark scripts run and report what BENCHMARKS.md reads from them (tiny sizes:
+these check the scripts, not the figures)."""
+
+import pytest
+import torch
+
+from benchmarks import flops, overhead
+
+from .conftest import TINY_DATA, TINY_MODEL
+
+
+@pytest.fixture
+def keeps_torch_threads():
+    """The scripts set torch's thread count: the test process gets its own back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_overhead_times_seglab_and_the_plain_loop_by_wall_clock_and_cpu(keeps_torch_threads):
+    args = ["--epochs", "2", "--steps", "2", "--val-batches", "1", *TINY_DATA, *TINY_MODEL]
+    result = overhead.main([*args, "logger=csv", "callbacks.progress_bar=null"])
+    assert result["epochs"] == 1 and len(result["ratios"]) == len(result["cpu_ratios"]) == 1
+    assert result["ratio"] > 0 and result["cpu_ratio"] > 0
+    assert result["seglab_cpu_s_per_step"] > 0 and result["plain_cpu_s_per_step"] > 0
+    assert "CPU s/step" in overhead.table(result)
+
+
+def test_flops_profile_splits_the_step_into_convolutions_and_memory_bound_ops(
+    keeps_torch_threads, capsys
+):
+    args = ["--threads", "1", "--size", "32", "--batch", "1", "--steps", "1"]
+    (row,) = flops.main([*args, "--models", "unet", "--variants", "NCHW", "--profile", "5"])
+    assert row["gflop_per_step"] > 0 and row["utilisation"] > 0
+    assert row["cpu_utilisation"] > 0 and row["bf16_cpu_utilisation"] > 0
+    printed = capsys.readouterr().out
+    assert "| kind of op | self CPU s | share |" in printed
+    assert "| convolution / matmul (forward and backward) |" in printed
+    assert flops.category("aten::native_batch_norm_backward") == "batch norm"
+    assert flops.category("aten::convolution_backward") == flops.category("aten::addmm")
