@@ -279,9 +279,9 @@ def table(results: list[RunResult], seconds: float) -> str:
         f"{s['equal_metrics']} | {s['checkpoints_lost']} | {s['not_resumed']} |",
         "",
         f"Identical: {s['boundary_identical']} of {s['boundary_runs']} runs resumed only at "
-        f"epoch boundaries, {s['mid_epoch_identical']} of {s['mid_epoch_runs']} runs resumed "
-        f"at least once mid-epoch. Kills that came after the fit's last batch (no effect): "
-        f"{s['no_effect']}. Half-written temporary files left by killed saves: "
+        f"epoch boundaries (or restarted), {s['mid_epoch_identical']} of {s['mid_epoch_runs']} "
+        "runs resumed at least once mid-epoch. Kills that came after the fit's last batch "
+        f"(no effect): {s['no_effect']}. Half-written temporary files left by killed saves: "
         f"{s['temp_files_left']}. Wall time {seconds / 60:.1f} min.",
         "",
         "| run | config | attempts | identical | equal metrics | max metric diff |",

@@ -67,7 +67,7 @@ def test_the_table_counts_kills_resumes_and_where_the_runs_resumed():
     )
     shown = table([boundary, mid], 90.0)
     assert "| 2 | 4 (3 / 1) | 1 | 2 | 1 | 1 | 1 | 1 | 0 |" in shown
-    assert "Identical: 1 of 1 runs resumed only at epoch boundaries, 0 of 1" in shown
+    assert "Identical: 1 of 1 runs resumed only at epoch boundaries (or restarted), 0 of 1" in shown
     assert "run 1: last.ckpt: damaged" in shown
     assert not is_mid_epoch("last.ckpt@7") and not is_mid_epoch("interrupted.ckpt@12")
     assert is_mid_epoch("interrupted.ckpt@7") and is_mid_epoch("epoch_001-dice_0.5000.ckpt@12")
