@@ -200,7 +200,8 @@ def test_pruning_reaches_trials_that_a_launcher_runs_in_other_processes(tmp_path
     prune = ["hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=2.0"]
     parallel = [*LAUNCHERS[launcher], "hydra.sweeper.n_jobs=2"]  # both trials in one launch
     args = search_args(sweep_dir, 2, *prune, *parallel, searched=["trainer.max_epochs"])
-    result = run_train_script([*args, "trainer.max_epochs=2"], cwd=tmp_path, check=True)
+    # (a hang guard: the launcher's processes import torch and Lightning once more)
+    result = run_train_script([*args, "trainer.max_epochs=2"], tmp_path, timeout=600, check=True)
     # a Dice below 2 after the first validation: each job stopped there, in the launcher's process
     assert [t.state for t in load_study(sweep_dir).trials] == [TrialState.PRUNED] * 2
     rows = sweep_summary(sweep_dir)
