@@ -44,7 +44,8 @@ STOP_AFTER = 5
 
 
 def train(folder: Path, overrides: list[str], expect: int = 0) -> None:
-    argv = train_script_argv([*overrides, f"hydra.run.dir={folder}"])
+    resuming = any(o.startswith("resume=") for o in overrides)  # resume= sets the folder
+    argv = train_script_argv([*overrides, *([] if resuming else [f"hydra.run.dir={folder}"])])
     done = subprocess.run(argv, cwd=REPO, env=train_script_env(), capture_output=True, text=True)
     if done.returncode != expect:
         sys.exit(f"train.py exited {done.returncode} in {folder}:\n{done.stderr[-3000:]}")

@@ -64,6 +64,7 @@ def epoch_rows(run_dir, epoch):
     ]
 
 
+@pytest.mark.slow
 def test_resumed_mid_epoch_it_trains_on_the_rest_of_the_epoch_and_ends_bit_identical(
     resumed, tiny_run_dir
 ):
@@ -80,6 +81,7 @@ def test_resumed_mid_epoch_it_trains_on_the_rest_of_the_epoch_and_ends_bit_ident
     assert_same_run(mid_epoch, tiny_run_dir)
 
 
+@pytest.mark.slow
 def test_resumed_at_an_epoch_boundary_it_ends_bit_identical(resumed, tiny_run_dir):
     mid_epoch, boundary = resumed
     # after the stopped part (steps 5-6), the resumed run trains epoch 1 from its first batch
