@@ -4,7 +4,8 @@
 This module imports hydra and omegaconf only: each task module (and with it torch, Lightning,
 albumentations, W&B) is imported when Hydra runs the job (:func:`seglab.config.deferred`), so
 ``python train.py --help``, ``--cfg job`` and config errors (a renamed or unknown key, a group
-option that does not exist) answer in about a second; tests/test_startup.py keeps it so.
+option that does not exist) load neither torch nor Lightning; tests/test_startup.py keeps it so.
+Values checked in the job (:mod:`seglab.preflight`) still come after the task's imports.
 """
 
 from __future__ import annotations
