@@ -150,3 +150,9 @@ def test_a_background_save_holds_the_state_of_its_moment_and_a_removal_waits_for
     synchronous = AtomicCheckpointIO(background=False)  # trainer.plugins.0.background=false
     synchronous.save_checkpoint({"state_dict": {"w": weight}}, tmp_path / "now.ckpt")
     assert writers[-1] == threading.current_thread().name and (tmp_path / "now.ckpt").is_file()
+    # the copy keeps what torch.save keeps: the module versions of the state dict
+    net = torch.nn.BatchNorm2d(2)
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": net.state_dict()}, tmp_path / "net.ckpt")
+    io.teardown()
+    assert read(tmp_path / "net.ckpt")["state_dict"]._metadata == net.state_dict()._metadata

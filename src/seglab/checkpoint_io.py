@@ -118,6 +118,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         if self.background and not distributed():
             copied = apply_to_collection(checkpoint, torch.Tensor, snapshot)
+            weights = checkpoint.get("state_dict")
+            if hasattr(weights, "_metadata"):  # module versions, which torch.save keeps
+                copied["state_dict"]._metadata = weights._metadata
             self._writer.submit(write_checkpoint, copied, Path(path))
         else:
             self._writer.wait()
