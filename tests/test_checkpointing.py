@@ -2,6 +2,8 @@
 resuming from ``last.ckpt`` continues after the final epoch (issue 10, item 2)."""
 
 import errno
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from seglab.checkpoint_io import CheckpointSaveError
 from seglab.checkpoints import LastCheckpoint, read_checkpoint
 from seglab.tracking.mode import WandbMode
 from seglab.train import run_task
+from seglab.utils.files import write_atomically
 
 from .helpers.runs import metric_rows
 
@@ -156,3 +159,18 @@ def test_a_background_save_holds_the_state_of_its_moment_and_a_removal_waits_for
     io.save_checkpoint({"state_dict": net.state_dict()}, tmp_path / "net.ckpt")
     io.teardown()
     assert read(tmp_path / "net.ckpt")["state_dict"]._metadata == net.state_dict()._metadata
+
+
+def test_a_save_removes_the_temporary_file_a_killed_process_left(tmp_path):
+    target = tmp_path / "last.ckpt"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".last.ckpt.{dead.pid}.tmp"
+    running = tmp_path / f".last.ckpt.{os.getppid()}.tmp"  # a live process's write in progress
+    other = tmp_path / f".best.ckpt.{dead.pid}.tmp"  # another file's: not this save's business
+    for path in (stale, running, other):
+        path.write_bytes(b"half a checkpoint")
+    write_atomically(target, lambda file: file.write(b"new"))
+    assert target.read_bytes() == b"new"
+    assert not stale.exists()
+    assert running.exists() and other.exists()
