@@ -140,7 +140,7 @@ def test_a_background_save_holds_the_state_of_its_moment_and_a_removal_waits_for
         return save(checkpoint, file, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", slow_save)
-    io, weight = AtomicCheckpointIO(), torch.zeros(3)
+    io, weight = AtomicCheckpointIO(background=True), torch.zeros(3)
     io.save_checkpoint({"state_dict": {"w": weight}, "epoch": 0}, tmp_path / "kept.ckpt")
     weight.add_(1)  # the next optimiser step, while the file is being written
     io.save_checkpoint({"state_dict": {"w": weight}}, tmp_path / "replaced.ckpt")
@@ -150,12 +150,12 @@ def test_a_background_save_holds_the_state_of_its_moment_and_a_removal_waits_for
     assert not (tmp_path / "replaced.ckpt").exists()
     assert len(writers) == 2 and all(name.startswith("checkpoint_io") for name in writers)
 
-    synchronous = AtomicCheckpointIO(background=False)  # trainer.plugins.0.background=false
+    synchronous = AtomicCheckpointIO()  # the default: in the training thread
     synchronous.save_checkpoint({"state_dict": {"w": weight}}, tmp_path / "now.ckpt")
     assert writers[-1] == threading.current_thread().name and (tmp_path / "now.ckpt").is_file()
     # the copy keeps what torch.save keeps: the module versions of the state dict
     net = torch.nn.BatchNorm2d(2)
-    io = AtomicCheckpointIO()
+    io = AtomicCheckpointIO(background=True)
     io.save_checkpoint({"state_dict": net.state_dict()}, tmp_path / "net.ckpt")
     io.teardown()
     assert read(tmp_path / "net.ckpt")["state_dict"]._metadata == net.state_dict()._metadata

@@ -16,16 +16,16 @@ move copies into the target in place: a failure half-way leaves a truncated ``la
 ``fsync``\\ s, and a ``PermissionError`` (other than a cross-device one) is swallowed: the save
 "succeeds" without a file. Remote paths (``s3://`` ...) still go through Lightning's fsspec path.
 
-In a single-process run the file is written in a background thread while training goes on (what
-Lightning's experimental ``AsyncCheckpointIO`` does; it is not used because its removal of a
-replaced checkpoint does not wait for that file's queued write, and it re-raises a failed save at
-every later teardown): the checkpoint's tensors are copied to the CPU in the training thread
-first, so the file holds the state of the moment it was saved; one write at a time (a save waits
-for the previous one). A removal or load of a checkpoint waits for the queued write, and the fit
-ends only once every file is on disk (``teardown``). A failed write stops the run at the next
-save, removal or load, or at the end of the fit, with the same :class:`CheckpointSaveError`.
-Under DDP (several processes) saves stay synchronous: the other ranks may read a file right after
-Lightning's barrier that follows each save.
+With ``background=True``, in a single-process run the file is written in a background thread while
+training goes on (what Lightning's experimental ``AsyncCheckpointIO`` does; it is not used because
+its removal of a replaced checkpoint does not wait for that file's queued write, and it re-raises a
+failed save at every later teardown): the checkpoint's tensors are copied to the CPU in the
+training thread first, so the file holds the state of the moment it was saved; one write at a time
+(a save waits for the previous one). A removal or load of a checkpoint waits for the queued write,
+and the fit ends only once every file is on disk (``teardown``). A failed write stops the run at
+the next save, removal or load, or at the end of the fit, with the same
+:class:`CheckpointSaveError`. Under DDP (several processes) saves stay synchronous: the other ranks
+may read a file right after Lightning's barrier that follows each save.
 """
 
 from __future__ import annotations
@@ -102,10 +102,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     Args:
         background: write local checkpoints in a background thread in a single-process run
-            (``trainer.plugins.0.background=false``: in the training thread, as Lightning does).
+            (``trainer.plugins.0.background=true``; default: in the training thread, as
+            Lightning does).
     """
 
-    def __init__(self, background: bool = True) -> None:
+    def __init__(self, background: bool = False) -> None:
         super().__init__()
         self.background = background
         self._writer = Background("checkpoint_io")
