@@ -266,7 +266,10 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path):
     with_wandb = [o for o in tiny("model.depth") if o != "logger=csv"] + ["logger=wandb"]
     result = run_train_script(
         ["-m", SEARCH, *with_wandb, "model.depth=choice(0,2)"]
-        + ["hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep_dir}"],
+        # trial n draws from a seed of (seed, n): with seed 3 the three trials draw depth 2, 0, 2
+        # (the default 1234 draws 2, 2, 2: no failure to record)
+        + ["hydra.sweeper.sampler.seed=3", "hydra.sweeper.n_trials=3"]
+        + [f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path,
     )
     # the search completed: exit code 0, failures are in the study and the summary

@@ -288,3 +288,25 @@ def test_a_study_folder_of_the_optuna_2_era_still_resumes(tmp_path):
     assert OmegaConf.load(sweep_dir / "optimization_results.yaml").best_value == max(
         t.value for t in trials if t.state == TrialState.COMPLETE
     )
+
+
+def test_a_worker_that_finds_the_tables_half_created_by_another_tries_again(monkeypatch):
+    """Two workers starting on a new PostgreSQL database both create Optuna's tables; the loser
+    got a unique violation on CREATE TYPE (seen in the two-worker test) and died."""
+    import sqlalchemy.exc
+
+    from seglab.sweeps import storage
+
+    calls = []
+
+    def racing(url, **settings):
+        calls.append(url)
+        if len(calls) == 1:
+            orig = Exception('duplicate key value violates unique constraint "pg_type_typname"')
+            raise sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, orig)
+        return "opened"
+
+    monkeypatch.setattr(storage, "RDBStorage", racing)
+    monkeypatch.setattr(storage.time, "sleep", lambda seconds: None)
+    assert storage.open_storage("postgresql://localhost/db") == "opened"
+    assert calls == ["postgresql://localhost/db"] * 2

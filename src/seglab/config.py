@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -112,10 +113,25 @@ def deferred(target: str) -> Callable[[DictConfig], Any]:
     module, _, name = target.partition(":")
 
     def task(cfg: DictConfig) -> Any:
-        return getattr(importlib.import_module(module), name)(cfg)
+        function = getattr(importlib.import_module(module), name)
+        log_lightning_through_hydra()
+        return function(cfg)
 
     task.__module__, task.__name__, task.__qualname__ = module, name, name
     return task
+
+
+def log_lightning_through_hydra() -> None:
+    """Lightning's messages once, through the job's logging (console and ``<job>.log``).
+
+    ``import lightning`` gives the ``lightning`` logger a console handler of its own; imported
+    after Hydra has set up the job's logging (as :func:`deferred` does), its messages would also
+    reach Hydra's handlers, and each would be printed twice."""
+    lightning = logging.getLogger("lightning")
+    if logging.getLogger().handlers:
+        for handler in list(lightning.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning.removeHandler(handler)
 
 
 def hydra_task(

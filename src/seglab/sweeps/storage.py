@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import (
     BaseStorage,
     JournalStorage,
@@ -86,17 +88,35 @@ def open_storage(
         with warnings.catch_warnings():  # "heartbeat_interval is experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             try:
-                return RDBStorage(url, **settings)
+                return open_rdb(url, settings)
             except RuntimeError as error:
                 if "storage upgrade" not in str(error) or not url.startswith(SQLITE):
                     raise
                 upgrade_sqlite(url)
-                return RDBStorage(url, **settings)
+                return open_rdb(url, settings)
     except Exception as error:
         raise RuntimeError(
             f"Cannot open hydra.sweeper.storage={url!r}: {type(error).__name__}: {error}. "
             + STORAGE_HELP
         ) from error
+
+
+def open_rdb(url: str, settings: dict, attempts: int = 5) -> RDBStorage:
+    """``RDBStorage(url)``; when workers start together on a new database, one of them may
+    find the tables half-created by another (PostgreSQL: a unique violation on ``CREATE TYPE``
+    or "already exists"): it tries again once the other has finished."""
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, **settings)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            if attempt == attempts - 1:
+                raise
+            log.info(
+                "The study's tables are being created by another worker (%s): retrying",
+                type(error.orig).__name__,
+            )
+            time.sleep(1.0 + attempt)
+    raise RuntimeError(f"{url}: no attempts")
 
 
 def upgrade_sqlite(url: str) -> None:
