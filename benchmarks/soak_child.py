@@ -85,7 +85,7 @@ def main() -> None:
     sys.argv[0] = str(ROOT / "train.py")  # what resume= and DDP children see
     if os.environ.get(ENV):
         plant(os.environ[ENV])
-    from seglab.train import main as train_main
+    from seglab.cli import train as train_main
 
     train_main()
 
