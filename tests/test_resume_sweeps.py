@@ -55,8 +55,12 @@ def test_resume_last_chooses_the_newest_of_the_run_folders_and_the_sweep_jobs(tm
     note = capsys.readouterr().err
     assert f"It is a job of the sweep in {sweep}: it continues as a single run" in note
     os.utime(run / ".hydra" / "overrides.yaml", (300, 300))  # the run, started or resumed later
-    argv = resume_argv(["train.py", "resume=last", f"paths.log_dir={logs}"], "train")
+    # a new override of a key that only the run's own overrides make exist (a new user's
+    # data=folder run: data.dataset.root) does not break finding the newest run
+    new = ["resume=last", f"paths.log_dir={logs}", "data.dataset.root=data"]
+    argv = resume_argv(["train.py", *new], "train")
     assert f"hydra.run.dir={run}" in argv and "seed=1" in argv
+    assert "data.dataset.root=data" in argv  # applied on top of the run's own
     assert "sweep" not in capsys.readouterr().err
     # an Optuna search's job folder is told apart by the sweeper its multirun.yaml names
     assert sweep_of(job) == (sweep, False) and sweep_of(run) is None

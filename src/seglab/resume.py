@@ -85,9 +85,17 @@ def check_run_dir(run_dir: Path, value: str) -> Path:
     return run_dir
 
 
+def places_runs(override: str) -> bool:
+    """Whether an override can move the run folders (``paths``, ``task_name``, ``hydra.*``)."""
+    key = override_key(override)
+    return key in ("paths", "task_name") or key.startswith(("paths.", "hydra"))
+
+
 def runs_roots(config_name: str, overrides: list[str]) -> tuple[Path, Path]:
     """The folders that hold this task's run folders and its sweep folders: the parents of
-    ``hydra.run.dir`` and ``hydra.sweep.dir``."""
+    ``hydra.run.dir`` and ``hydra.sweep.dir``. Only the overrides that place runs are composed:
+    the others may need the run's own (``data.dataset.root=...`` needs its ``data=folder``)."""
+    overrides = [o for o in overrides if places_runs(o)]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.cwd} in the paths resolves
