@@ -22,6 +22,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from seglab.sweeps.budget import INTERRUPTED
+from seglab.utils.files import process_runs
 
 WORKER = "worker"  # trial user attribute: host:pid of the worker that runs it
 UNNAMED_AGE_S = 10.0
@@ -46,13 +47,7 @@ def is_dead_here(worker: str | None) -> bool:
     host, _, pid = (worker or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not process_runs(int(pid))
 
 
 def is_unnamed_and_old(trial: optuna.trial.FrozenTrial) -> bool:
