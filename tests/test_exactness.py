@@ -104,3 +104,19 @@ def test_an_epoch_sampler_is_a_function_of_seed_epoch_and_rank_and_starts_anywhe
     shares = [keys(1, rank, world=2) for rank in (0, 1)]
     assert sorted(k.index for share in shares for k in share) == list(range(10))
     assert SampleKey.of(7) == SampleKey(7, 0)
+
+
+@pytest.mark.slow
+def test_a_signal_at_the_last_batch_of_an_epoch_stops_after_its_validation(tmp_path, tiny_run_dir):
+    """Step 4 ends epoch 0; its validation (2 batches) follows. Stopped in the middle of that
+    validation, the run would resume without it (no val/dice for EarlyStopping at the epoch's
+    end: the soak's failure); it stops once the validation and the epoch have ended instead."""
+    run = tmp_path / "run"
+    stopped = run_train_script(
+        [*ARGS, *stop_after(STEPS_PER_EPOCH), f"hydra.run.dir={run}"], tmp_path
+    )
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-4000:]
+    assert "SIGTERM: stopping at epoch 1, step 4" in stopped.stdout + stopped.stderr
+    assert [row["epoch"] for row in metric_rows(run) if row.get("val/dice")] == ["0"]
+    run_train_script([f"resume={run}"], tmp_path, check=True)
+    assert_same_run(run, tiny_run_dir)

@@ -15,6 +15,9 @@ i.e. a fit into a folder that holds checkpoints would silently resume. It
   the duration of the fit and restored after it;
 - decides once per training batch, on every rank at the same step, whether any rank got a signal
   (one ``max`` reduction of the signal number), so that all ranks stop after the same batch;
+  a validation of the fit is never cut short: a signal during it, or at the training batch just
+  before it, stops the fit once it has ended (a checkpoint from the middle of a validation would
+  resume without that validation's metrics);
 - saves ``<dirpath>/interrupted.ckpt`` only for an interruption (an error leaves the last good
   checkpoint alone), and tags the exception with an :class:`Interrupted` record that the task
   wrapper turns into the exit code ``128 + signal`` and the line saying how to resume;
@@ -72,6 +75,11 @@ def wait_for_other_ranks(trainer: L.Trainer, timeout: float = 120.0) -> None:
             process.wait()
 
 
+def _fitting(trainer: L.Trainer) -> bool:
+    """Whether a validation is the fit's own (not its sanity check, nor trainer.validate)."""
+    return trainer.state.fn == "fit" and not trainer.sanity_checking
+
+
 def interruption_of(error: BaseException) -> Interrupted | None:
     """The :class:`Interrupted` record of an exception that stopped a fit, if it was a signal."""
     return getattr(error, "seglab_interrupted", None)
@@ -113,9 +121,17 @@ class Interruption(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         self._decide(trainer)
 
-    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-        if trainer.state.fn == "fit" and not trainer.sanity_checking:
-            self._decide(trainer)  # a signal in the final validation would otherwise go unseen
+    # A fit's validation is never cut short: a checkpoint from its middle would resume without it
+    # (Lightning restores no partial metric state and skips to the epoch's end, where the
+    # callbacks monitoring val/dice then fail). A stop decided at the batch before it, or a signal
+    # during it, takes effect once it has ended (Lightning's loops raise after it).
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if _fitting(trainer):
+            trainer._signal_connector.received_sigterm = False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if _fitting(trainer):
+            self._decide(trainer)
 
     def _decide(self, trainer: L.Trainer) -> None:
         """Every rank, at the same batch: stop if any rank got a signal."""
