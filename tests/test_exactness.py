@@ -7,6 +7,7 @@ function of the seed, the epoch and the sample index alone."""
 
 from __future__ import annotations
 
+import ast
 import shutil
 import signal
 
@@ -120,3 +121,27 @@ def test_a_signal_at_the_last_batch_of_an_epoch_stops_after_its_validation(tmp_p
     assert [row["epoch"] for row in metric_rows(run) if row.get("val/dice")] == ["0"]
     run_train_script([f"resume={run}"], tmp_path, check=True)
     assert_same_run(run, tiny_run_dir)
+
+
+def final_metrics(run_dir) -> dict:
+    """The metrics of the last "Final metrics: {...}" line of a run's train.log."""
+    line = [x for x in (run_dir / "train.log").read_text().splitlines() if "Final metrics" in x][-1]
+    return ast.literal_eval(line.split("Final metrics: ", 1)[1])
+
+
+@pytest.mark.slow
+def test_stopped_after_its_last_epoch_the_resumed_run_reports_the_best_score(
+    tmp_path, tiny_run_dir
+):
+    """Step 8 is the fit's last: the run stops after the final epoch (before the test), and the
+    resumed fit has nothing left to train, so it runs no validation; its result is still the
+    best validation Dice, restored from the checkpoint (a sweep optimises it)."""
+    run = tmp_path / "run"
+    stopped = run_train_script(
+        [*ARGS, *stop_after(2 * STEPS_PER_EPOCH), f"hydra.run.dir={run}"], tmp_path
+    )
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-4000:]
+    run_train_script([f"resume={run}"], tmp_path, check=True)
+    assert_same_run(run, tiny_run_dir)
+    best = final_metrics(tiny_run_dir)["val/dice_best"]
+    assert final_metrics(run)["val/dice_best"] == best

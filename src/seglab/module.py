@@ -172,6 +172,13 @@ class SegmentationModule(L.LightningModule):
         self.val_dice_best.update(logged["val/dice"])
         self.log("val/dice_best", self.val_dice_best.compute(), prog_bar=True)
 
+    def on_fit_end(self) -> None:
+        # A resumed fit with nothing left to train (stopped after its last epoch) runs no
+        # validation: its result is still the best score so far, restored from the checkpoint.
+        best = self.val_dice_best.max_value
+        if "val/dice_best" not in self.trainer.callback_metrics and torch.isfinite(best):
+            self.trainer.callback_metrics["val/dice_best"] = best.detach().clone()
+
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
         step = self._step(batch, "test")
         return {"preds": step["preds"], "target": step["target"]}
