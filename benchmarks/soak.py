@@ -1,6 +1,6 @@
 """Soak test (issue 13, item 7): seeded runs killed at random points and resumed with ``resume=``
-end as their uninterrupted twins? Not in the test suite: the default 20 runs take ~15-30 minutes
-on two cores.
+end as their uninterrupted twins? Not in the test suite: the default 20 runs take ~6 minutes on
+two idle cores (BENCHMARKS.md), far longer on a loaded machine.
 
     python benchmarks/soak.py [--runs 20] [--seed 0] [--out DIR] [--json FILE] [--max-minutes M]
 
