@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -310,3 +312,51 @@ def test_a_worker_that_finds_the_tables_half_created_by_another_tries_again(monk
     monkeypatch.setattr(storage.time, "sleep", lambda seconds: None)
     assert storage.open_storage("postgresql://localhost/db") == "opened"
     assert calls == ["postgresql://localhost/db"] * 2
+
+
+OPEN_SQLITE_STUDY = """
+import sys, time
+import optuna
+from seglab.sweeps.storage import open_storage
+print("ready", flush=True)
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+study = optuna.create_study(
+    study_name="s", storage=open_storage(sys.argv[1]), load_if_exists=True, direction="maximize"
+)
+print("opened", flush=True)
+"""
+
+
+def open_sqlite_study(url: str, start: float = 0.0) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", OPEN_SQLITE_STUDY, url, str(start)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_worker_waits_while_another_creates_the_sqlite_studys_tables(tmp_path):
+    """Two workers started together on one new sqlite file both created Optuna's tables; the
+    loser died on "table studies already exists" (seen with benchmarks/optuna_search.py's
+    two_workers case). A worker now opens the file under an exclusive lock."""
+    from seglab.sweeps.storage import sqlite_lock
+
+    db = tmp_path / "sweep" / "optuna.db"
+    with sqlite_lock(db):
+        worker = open_sqlite_study(f"sqlite:///{db}")
+        assert worker.stdout.readline() == "ready\n"
+        time.sleep(1.0)
+        assert worker.poll() is None, worker.communicate()
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert out == "opened\n"
+    assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{db}")] == ["s"]
+
+
+def test_four_workers_opening_one_new_sqlite_study_at_once_all_start(tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    start = time.time() + 6.0  # after every process's imports
+    workers = [open_sqlite_study(url, start) for _ in range(4)]
+    errors = [w.communicate(timeout=120)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, errors

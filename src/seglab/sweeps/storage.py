@@ -17,10 +17,12 @@ asks for a trial, and re-queued with its parameters (Optuna's
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -73,8 +75,6 @@ def open_storage(
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
-        if url.startswith(SQLITE):
-            Path(url[len(SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
         retry = None
         if heartbeat_interval:
             with warnings.catch_warnings():  # "experimental"
@@ -87,13 +87,16 @@ def open_storage(
         )
         with warnings.catch_warnings():  # "heartbeat_interval is experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            try:
+            if not url.startswith(SQLITE):
                 return open_rdb(url, settings)
-            except RuntimeError as error:
-                if "storage upgrade" not in str(error) or not url.startswith(SQLITE):
-                    raise
-                upgrade_sqlite(url)
-                return open_rdb(url, settings)
+            with sqlite_lock(Path(url[len(SQLITE) :])):
+                try:
+                    return open_rdb(url, settings)
+                except RuntimeError as error:
+                    if "storage upgrade" not in str(error):
+                        raise
+                    upgrade_sqlite(url)
+                    return open_rdb(url, settings)
     except Exception as error:
         raise RuntimeError(
             f"Cannot open hydra.sweeper.storage={url!r}: {type(error).__name__}: {error}. "
@@ -101,10 +104,26 @@ def open_storage(
         ) from error
 
 
+@contextmanager
+def sqlite_lock(path: Path):
+    """Hold an exclusive lock on the sqlite file ``path`` (created with its folder; the launcher
+    creates the sweep folder only at the first launch) while it is opened: workers started
+    together on one machine would otherwise race to create Optuna's tables, and the loser died
+    on "table studies already exists". An ``flock`` does not touch sqlite's own (fcntl) locks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def open_rdb(url: str, settings: dict, attempts: int = 5) -> RDBStorage:
-    """``RDBStorage(url)``; when workers start together on a new database, one of them may
-    find the tables half-created by another (PostgreSQL: a unique violation on ``CREATE TYPE``
-    or "already exists"): it tries again once the other has finished."""
+    """``RDBStorage(url)``; when workers start together on a new database server, one of them
+    may find the tables half-created by another (PostgreSQL: a unique violation on ``CREATE
+    TYPE`` or "already exists"): it tries again once the other has finished. (sqlite files are
+    opened under ``sqlite_lock`` instead.)"""
     for attempt in range(attempts):
         try:
             return RDBStorage(url, **settings)
