@@ -9,11 +9,14 @@ from the seed and ``n``, so every case proposes the same first trials) in a fres
 under ``--out``; ``two_workers`` starts the unpruned command twice on one sqlite study. Prints one
 Markdown table: trials complete / pruned / failed, the epochs trained in all (load-independent),
 the wall time, the best value, its trial and when it completed (seconds after the start).
+``--seed-noise N`` then trains the first case's best trial again with seeds 1..N: the spread of
+those values is the noise that "within noise of the best value" is judged against.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import subprocess
 import sys
@@ -29,6 +32,8 @@ PRUNER = "hydra/sweeper/pruner"
 CASES = {
     "unpruned": (1, []),
     "median": (1, [f"{PRUNER}=median"]),  # the config's n_startup_trials=5, n_warmup_steps=1
+    # patient: 3 of 8 epochs before any pruning (and never at the last, as always)
+    "median_patient": (1, [f"{PRUNER}=median", "hydra.sweeper.pruner.n_warmup_steps=3"]),
     "median_tuned": (
         1,
         [f"{PRUNER}=median", "hydra.sweeper.pruner.n_startup_trials=3"]
@@ -39,14 +44,9 @@ CASES = {
 }
 
 
-def command(sweep_dir: Path, args: argparse.Namespace, *extra: str) -> list[str]:
+def fixed(args: argparse.Namespace) -> list[str]:
+    """The overrides of every training run in every case."""
     return [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "-m",
-        "hparams_search=unet_optuna",
-        f"hydra.sweep.dir={sweep_dir}",
-        f"hydra.sweeper.n_trials={args.trials}",
         f"trainer.max_epochs={args.epochs}",
         f"data.splits.train.num_samples={args.train_samples}",
         f"data.splits.val.num_samples={args.val_samples}",
@@ -56,8 +56,51 @@ def command(sweep_dir: Path, args: argparse.Namespace, *extra: str) -> list[str]
         "trainer.accelerator=cpu",
         "test=false",
         *args.set,
+    ]
+
+
+def command(sweep_dir: Path, args: argparse.Namespace, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "hparams_search=unet_optuna",
+        f"hydra.sweep.dir={sweep_dir}",
+        f"hydra.sweeper.n_trials={args.trials}",
+        *fixed(args),
         *extra,
     ]
+
+
+def seed_noise(case: str, seeds: int, args: argparse.Namespace) -> list[float]:
+    """The best trial of ``case`` trained again with seeds 1..``seeds`` (its val/dice_best for
+    each): how far a best value moves by the training seed alone."""
+    study = load(Path(args.out) / case)
+    best = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    params = [f"{key}={value}" for key, value in best.params.items()]
+    env = {**os.environ, "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    values = []
+    for seed in range(1, seeds + 1):
+        run_dir = Path(args.out) / f"{case}-best-seed{seed}"
+        subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), *fixed(args), *params, f"seed={seed}"]
+            + [f"hydra.run.dir={run_dir}"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        with open(run_dir / "csv" / "metrics.csv") as table:
+            rows = [row["val/dice_best"] for row in csv.DictReader(table)]
+        values.append(float([value for value in rows if value][-1]))
+    print(f"{case}: best trial {best.number} ({best.value:.4f}) with seeds 1-{seeds}: {values}")
+    return values
+
+
+def load(sweep_dir: Path) -> optuna.Study:
+    return optuna.load_study(
+        study_name="unet_optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}"
+    )
 
 
 def run_case(name: str, args: argparse.Namespace) -> dict:
@@ -78,9 +121,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         ]
         codes = [p.wait() for p in processes]
     wall = time.time() - start
-    study = optuna.load_study(
-        study_name="unet_optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}"
-    )
+    study = load(sweep_dir)
     return {"case": name, "workers": workers, "exit": ",".join(map(str, codes))} | summary(
         study.trials, start, wall
     )
@@ -116,6 +157,13 @@ def main() -> None:
     parser.add_argument(
         "--cases", nargs="+", choices=sorted(CASES), default=["unpruned", "median", "two_workers"]
     )
+    parser.add_argument(
+        "--seed-noise",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train the first case's best trial again with seeds 1..N and print the values",
+    )
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     rows = []
@@ -127,6 +175,10 @@ def main() -> None:
     print("|" + " --- |" * len(header))
     for row in rows:
         print("| " + " | ".join(str(row[key]) for key in header) + " |")
+    if args.seed_noise:
+        values = seed_noise(args.cases[0], args.seed_noise, args)
+        low, high = min(values), max(values)
+        print(f"seed noise: {low:.4f}-{high:.4f} (spread {high - low:.4f})")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -360,3 +361,31 @@ def test_four_workers_opening_one_new_sqlite_study_at_once_all_start(tmp_path):
     workers = [open_sqlite_study(url, start) for _ in range(4)]
     errors = [w.communicate(timeout=120)[1] for w in workers]
     assert [w.returncode for w in workers] == [0] * 4, errors
+
+
+class FakeTrainer(SimpleNamespace):
+    """What TrialPruning reads of a Trainer (one process)."""
+
+    sanity_checking, is_global_zero, should_stop, loggers = False, True, False, []
+    strategy = SimpleNamespace(broadcast=lambda value, src: value)
+
+
+@pytest.mark.parametrize(("max_epochs", "pruned"), [(3, [True, True, False]), (-1, [True] * 3)])
+def test_a_trial_is_never_pruned_at_the_fits_last_epoch(max_epochs, pruned):
+    """Pruning at the last epoch saves no training and throws the trial's value away (the median
+    pruner did so in benchmarks/optuna_search.py)."""
+    from seglab.sweeps.trial import TrialPruning
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(2.0))
+    seen = []
+    for epoch in range(3):
+        trial = study.ask()
+        link = SimpleNamespace(number=trial.number, open=lambda pruner, trial=trial: trial)
+        pruning = TrialPruning(link, study.pruner, "val/dice_best")
+        trainer = FakeTrainer(
+            current_epoch=epoch, max_epochs=max_epochs, callback_metrics={"val/dice_best": 0.5}
+        )
+        pruning.on_validation_end(trainer, None)
+        seen.append(trainer.should_stop)
+        assert trial.storage.get_trial(trial._trial_id).intermediate_values == {epoch: 0.5}
+    assert seen == pruned

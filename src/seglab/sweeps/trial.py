@@ -113,6 +113,9 @@ class TrialPruning(L.Callback):
                 mark_pruned(trainer, self.pruned_epoch)
 
     def report(self, trainer: L.Trainer, epoch: int) -> bool:
+        """Report this epoch's value; True when the trial is to stop here. The fit's last epoch
+        is reported but never pruned: it would save no training, and the trial's value counts
+        for the search (and for the sampler) only when it completes."""
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             raise KeyError(
@@ -123,7 +126,9 @@ class TrialPruning(L.Callback):
         if self.trial is None:
             self.trial = self.link.open(self.pruner)
         self.trial.report(float(value), step=epoch)
-        return self.trial.should_prune()
+        max_epochs = trainer.max_epochs  # None or -1: no limit
+        last = max_epochs is not None and max_epochs >= 0 and epoch >= max_epochs - 1
+        return not last and self.trial.should_prune()
 
 
 def mark_pruned(trainer: L.Trainer, epoch: int) -> None:
