@@ -35,8 +35,10 @@ def summary(results: dict) -> str:
             f"({r['seglab_steps_per_s']:.2f} vs {r['plain_steps_per_s']:.2f} steps/s; "
             f"{r['cpu_ratio']:.3f} by CPU time) |"
         )
+    from benchmarks.flops import VARIANTS
+
     for row in results.get("flops", []):
-        if row["variant"] in ("NCHW", "channels_last", "bf16", "compile"):
+        if row["variant"] in VARIANTS:
             lines.append(
                 f"| {row['model']} {row['variant']}, {row['threads']} thread(s) | "
                 f"{row['gflops']:.0f} GFLOP/s = {row['utilisation']:.0%} of the "

@@ -1,5 +1,5 @@
 """FLOP utilisation: each default network's training step in GFLOP/s against this CPU's measured
-fp32 matmul peak, in one job, for NCHW / channels_last / bf16 autocast (/ torch.compile).
+fp32 matmul peak, in one job, for NCHW / channels_last / bf16 autocast / both (/ torch.compile).
 
     python benchmarks/flops.py [--threads 1 2] [--size 256] [--batch 4] [--steps 3]
                                [--models unet resunet] [--compile] [--variants NCHW bf16]
@@ -81,9 +81,12 @@ def step_flops(net: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor) 
     return counter.get_total_flops()
 
 
+VARIANTS = ["NCHW", "channels_last", "bf16", "bf16_channels_last", "compile"]
+
+
 def prepare(net, images, variant: str):
     """The network, input and autocast context of one variant."""
-    if variant == "channels_last":
+    if variant in ("channels_last", "bf16_channels_last"):
         net, images = (
             net.to(memory_format=torch.channels_last),
             images.contiguous(memory_format=torch.channels_last),
@@ -92,7 +95,7 @@ def prepare(net, images, variant: str):
         net = torch.compile(net)
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16)
-        if variant == "bf16"
+        if variant in ("bf16", "bf16_channels_last")
         else contextlib.nullcontext()
     )
     return net, images, autocast
@@ -155,7 +158,7 @@ def profile_step(net, images, masks, variant: str, rows: int) -> str:
 
 
 def measure(args) -> list[dict]:
-    variants = args.variants or ["NCHW", "channels_last", "bf16"]
+    variants = args.variants or VARIANTS[:-1]
     variants += ["compile"] if args.compile and "compile" not in variants else []
     rows = []
     for threads in args.threads:
@@ -227,9 +230,7 @@ def parse(argv: list[str] | None = None):
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["unet", "resunet"])
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
-    parser.add_argument(
-        "--variants", nargs="+", default=None, choices=["NCHW", "channels_last", "bf16", "compile"]
-    )
+    parser.add_argument("--variants", nargs="+", default=None, choices=VARIANTS)
     parser.add_argument(
         "--profile", type=int, nargs="?", const=25, default=0, help="profile one step: top ROWS"
     )
