@@ -40,6 +40,12 @@ CASES = {
         + ["hydra.sweeper.pruner.n_warmup_steps=0"],
     ),
     "successive_halving": (1, [f"{PRUNER}=successive_halving"]),
+    # rungs after 2, 4 and 8 epochs, the better half kept at each
+    "successive_halving_patient": (
+        1,
+        [f"{PRUNER}=successive_halving", "hydra.sweeper.pruner.min_resource=2"]
+        + ["hydra.sweeper.pruner.reduction_factor=2"],
+    ),
     "two_workers": (2, []),
 }
 

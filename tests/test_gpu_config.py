@@ -1,6 +1,8 @@
 """trainer=gpu is fast by construction (bf16, cuDNN autotuning, channels-last, pinned memory,
 workers), composes on any machine, and leaves command-line overrides in charge."""
 
+from pathlib import Path
+
 import torch
 
 from seglab.callbacks import ChannelsLast
@@ -23,3 +25,20 @@ def test_channels_last_callback_converts_the_network():
     weight = net[1].weight  # 2 x 4 x 3 x 3: NCHW and NHWC strides differ
     assert weight.is_contiguous(memory_format=torch.channels_last)
     assert net(torch.randn(2, 1, 9, 9)).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_cpu_fit_in_bf16_on_a_channels_last_network_learns(tiny_cfg):
+    """experiment=isbi2012's speed options (bf16 autocast, ChannelsLast) on the CPU: the fit,
+    its metrics (bf16 logits) and its checkpoints work."""
+    from seglab.train import run_task
+
+    cfg = tiny_cfg(
+        "trainer.precision=bf16-mixed",
+        "+callbacks.channels_last._target_=seglab.callbacks.ChannelsLast",
+        "trainer.max_epochs=3",
+        "model.base_width=8",
+    )
+    metrics = run_task(cfg)
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+    assert 0.0 < metrics["val/dice_best"] <= 1.0 and 0.0 < metrics["test/dice"] <= 1.0
+    assert list((Path(cfg.paths.output_dir) / "checkpoints").glob("epoch_*.ckpt"))
