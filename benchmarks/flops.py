@@ -158,7 +158,7 @@ def profile_step(net, images, masks, variant: str, rows: int) -> str:
 
 
 def measure(args) -> list[dict]:
-    variants = args.variants or VARIANTS[:-1]
+    variants = args.variants or [v for v in VARIANTS if v != "compile"]
     variants += ["compile"] if args.compile and "compile" not in variants else []
     rows = []
     for threads in args.threads:

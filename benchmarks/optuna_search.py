@@ -16,7 +16,6 @@ those values is the noise that "within noise of the best value" is judged agains
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import optuna
+
+from seglab.compare.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PRUNER = "hydra/sweeper/pruner"
@@ -96,9 +97,7 @@ def seed_noise(case: str, seeds: int, args: argparse.Namespace) -> list[float]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        with open(run_dir / "csv" / "metrics.csv") as table:
-            rows = [row["val/dice_best"] for row in csv.DictReader(table)]
-        values.append(float([value for value in rows if value][-1]))
+        values.append(load_run(run_dir, "val/dice_best", "max").value)
     print(f"{case}: best trial {best.number} ({best.value:.4f}) with seeds 1-{seeds}: {values}")
     return values
 

@@ -12,7 +12,7 @@ from PIL import Image
 from seglab.data import DataCheckError, FolderDataset, SegmentationDataModule, check_data
 from seglab.train import run_task
 
-from .conftest import ISBI_DIR, TINY_MODEL, TINY_TRAINER, compose_train
+from .conftest import ISBI_DIR, TINY_MODEL, TINY_TRAINER, compose_train, run_train_script
 from .helpers.folders import folder_overrides, make_folder, save
 
 STEMS = [f"{i:02d}" for i in range(10)]
@@ -369,6 +369,26 @@ def test_data_folder_trains_end_to_end(tmp_path):
     metrics = run_task(cfg)
     assert {"val/dice", "test/dice", "test/iou/foreground"} <= set(metrics)
     assert 0 <= metrics["test/dice"] <= 1
+
+
+@pytest.mark.parametrize("size", [(40, 56), (56, 40)])
+def test_a_first_run_on_six_small_non_square_rgb_images_with_default_settings(tmp_path, size):
+    """A new user's first run: ``python train.py data=folder`` on six 40x56 RGB photos (one
+    val and one test image, fewer train images than a batch), every other setting the default
+    (augmentation, batch size, channels, W&B offline), the real script."""
+    for index in range(6):
+        image = np.random.default_rng(index).integers(0, 256, (*size, 3), dtype=np.uint8)
+        save(tmp_path / "data" / "images" / f"{index:02d}.png", image)
+        save(
+            tmp_path / "data" / "masks" / f"{index:02d}.png", (image[..., 0] > 127).astype(np.uint8)
+        )
+    result = run_train_script(
+        ["data=folder", "data.dataset.root=data", "trainer.max_epochs=2", "hydra.run.dir=run"],
+        cwd=tmp_path,
+        check=True,
+    )
+    assert "test/dice" in result.stdout + result.stderr
+    assert list((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
 
 
 def test_data_folder_without_root_stops_with_hydras_missing_value(tmp_path):

@@ -27,7 +27,7 @@ def test_channels_last_callback_converts_the_network():
     assert net(torch.randn(2, 1, 9, 9)).is_contiguous(memory_format=torch.channels_last)
 
 
-def test_a_cpu_fit_in_bf16_on_a_channels_last_network_learns(tiny_cfg):
+def test_a_cpu_fit_in_bf16_on_a_channels_last_network_trains(tiny_cfg):
     """experiment=isbi2012's speed options (bf16 autocast, ChannelsLast) on the CPU: the fit,
     its metrics (bf16 logits) and its checkpoints work."""
     from seglab.train import run_task

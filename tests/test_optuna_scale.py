@@ -389,3 +389,14 @@ def test_a_trial_is_never_pruned_at_the_fits_last_epoch(max_epochs, pruned):
         seen.append(trainer.should_stop)
         assert trial.storage.get_trial(trial._trial_id).intermediate_values == {epoch: 0.5}
     assert seen == pruned
+
+
+def test_an_sqlite_url_with_a_query_or_in_memory_leaves_no_stray_file(tmp_path, monkeypatch):
+    """The lock is taken on the URL's file, not on its text: ``?timeout=30`` is no part of the
+    file name, and an in-memory sqlite has no file to lock."""
+    from seglab.sweeps.storage import open_storage
+
+    monkeypatch.chdir(tmp_path)
+    open_storage(f"sqlite:///{tmp_path / 'sweep' / 'optuna.db'}?timeout=30")
+    open_storage("sqlite:///:memory:")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["optuna.db", "sweep"]

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
+import sqlalchemy.engine
 import sqlalchemy.exc
 from optuna.storages import (
     BaseStorage,
@@ -37,7 +38,6 @@ from optuna.storages.journal import JournalFileBackend
 
 log = logging.getLogger(__name__)
 
-SQLITE = "sqlite:///"
 JOURNAL = "journal:///"
 STORAGE_HELP = (
     "Use sqlite:///<path>.db (the default is optuna.db in the sweep folder), "
@@ -87,21 +87,31 @@ def open_storage(
         )
         with warnings.catch_warnings():  # "heartbeat_interval is experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if not url.startswith(SQLITE):
+            path = sqlite_file(url)
+            if path is None:
                 return open_rdb(url, settings)
-            with sqlite_lock(Path(url[len(SQLITE) :])):
+            with sqlite_lock(path):
                 try:
                     return open_rdb(url, settings)
                 except RuntimeError as error:
                     if "storage upgrade" not in str(error):
                         raise
-                    upgrade_sqlite(url)
+                    upgrade_sqlite(url, path)
                     return open_rdb(url, settings)
     except Exception as error:
         raise RuntimeError(
             f"Cannot open hydra.sweeper.storage={url!r}: {type(error).__name__}: {error}. "
             + STORAGE_HELP
         ) from error
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an sqlite URL (its query, e.g. ``?timeout=30``, left out), or None for
+    another database or an in-memory sqlite (``sqlite://``, ``sqlite:///:memory:``)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = sqlalchemy.engine.make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
 
 
 @contextmanager
@@ -138,10 +148,10 @@ def open_rdb(url: str, settings: dict, attempts: int = 5) -> RDBStorage:
     raise RuntimeError(f"{url}: no attempts")
 
 
-def upgrade_sqlite(url: str) -> None:
-    """Upgrade an sqlite study made by an older Optuna (seglab's searches before Optuna 4 used
-    2.10, whose table schema Optuna >= 3 no longer reads), keeping a copy of the old file."""
-    path = Path(url[len(SQLITE) :])
+def upgrade_sqlite(url: str, path: Path) -> None:
+    """Upgrade the sqlite study ``path`` (of ``url``) made by an older Optuna (seglab's searches
+    before Optuna 4 used 2.10, whose table schema Optuna >= 3 no longer reads), keeping a copy
+    of the old file."""
     backup = path.with_name(path.name + ".optuna2-backup")
     shutil.copy2(path, backup)
     log.warning(
