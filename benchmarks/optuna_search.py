@@ -10,13 +10,18 @@ under ``--out``; ``two_workers`` starts the unpruned command twice on one sqlite
 Markdown table: trials complete / pruned / failed, the epochs trained in all (load-independent),
 the wall time, the best value, its trial and when it completed (seconds after the start).
 ``--seed-noise N`` then trains the first case's best trial again with seeds 1..N: the spread of
-those values is the noise that "within noise of the best value" is judged against.
+those values is the noise of one trial's value. ``--sampler-seeds 1234 1 2`` runs every case once
+per sampler seed (``hydra.sweeper.sampler.seed``: other random first trials, so another search) and
+adds a row per case of the mean and standard deviation of its best values and wall times: the
+search-to-search noise that "the pruned search's best value within noise of the unpruned one" is
+judged against.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -47,6 +52,8 @@ CASES = {
         [f"{PRUNER}=successive_halving", "hydra.sweeper.pruner.min_resource=2"]
         + ["hydra.sweeper.pruner.reduction_factor=2"],
     ),
+    # successive-halving brackets of several rung sizes (the config's reduction_factor 3)
+    "hyperband": (1, [f"{PRUNER}=hyperband"]),
     "two_workers": (2, []),
 }
 
@@ -108,8 +115,12 @@ def load(sweep_dir: Path) -> optuna.Study:
     )
 
 
-def run_case(name: str, args: argparse.Namespace) -> dict:
+def run_case(name: str, args: argparse.Namespace, sampler_seed: int | None = None) -> dict:
+    """One search of case ``name`` in ``--out``/``name`` (``name-s<seed>`` with a sampler seed)."""
     workers, extra = CASES[name]
+    if sampler_seed is not None:
+        name = f"{name}-s{sampler_seed}"
+        extra = [*extra, f"hydra.sweeper.sampler.seed={sampler_seed}"]
     sweep_dir = Path(args.out) / name
     env = {**os.environ, "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1"}
     if workers > 1:
@@ -149,6 +160,39 @@ def summary(trials: list[optuna.trial.FrozenTrial], start: float, wall: float) -
     }
 
 
+def seeds_summary(name: str, rows: list[dict]) -> dict:
+    """The row of case ``name`` over its sampler seeds: mean (standard deviation) of the best
+    values, wall times and epochs."""
+
+    def spread(key: str, digits: int) -> str:
+        values = [float(row[key]) for row in rows if row[key] != "-"]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.fmean(values):.{digits}f} ({std:.{digits}f})" if values else "-"
+
+    return {key: "" for key in rows[0]} | {
+        "case": f"{name}: mean (std) of {len(rows)} seeds",
+        "pruned": spread("pruned", 1),
+        "epochs": spread("epochs", 1),
+        "wall s": spread("wall s", 0),
+        "best": spread("best", 4),
+    }
+
+
+def run_cases(args: argparse.Namespace) -> list[dict]:
+    """Every case once, or once per sampler seed followed by its mean row."""
+    rows = []
+    for name in args.cases:
+        seeds = args.sampler_seeds or [None]
+        case_rows = []
+        for seed in seeds:
+            case_rows.append(run_case(name, args, seed))
+            print(f"{case_rows[-1]['case']}: {case_rows[-1]}", file=sys.stderr, flush=True)
+        rows += case_rows
+        if args.sampler_seeds:
+            rows.append(seeds_summary(name, case_rows))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
@@ -169,19 +213,25 @@ def main() -> None:
         metavar="N",
         help="train the first case's best trial again with seeds 1..N and print the values",
     )
+    parser.add_argument(
+        "--sampler-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="run every case once per sampler seed and add the mean and spread of its best values",
+    )
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    rows = []
-    for name in args.cases:
-        rows.append(run_case(name, args))
-        print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
+    rows = run_cases(args)
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))
     for row in rows:
         print("| " + " | ".join(str(row[key]) for key in header) + " |")
     if args.seed_noise:
-        values = seed_noise(args.cases[0], args.seed_noise, args)
+        first = args.cases[0] + (f"-s{args.sampler_seeds[0]}" if args.sampler_seeds else "")
+        values = seed_noise(first, args.seed_noise, args)
         low, high = min(values), max(values)
         print(f"seed noise: {low:.4f}-{high:.4f} (spread {high - low:.4f})")
 

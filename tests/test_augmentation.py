@@ -240,3 +240,29 @@ def test_a_short_training_on_mixed_size_rgb_photos(tmp_path):
     )
     metrics = run_task(cfg)
     assert 0 <= metrics["test/dice"] <= 1
+
+
+def test_crop256_elastic_deformation_is_off_by_default_and_moves_pixels_when_on(tmp_path):
+    """The U-Net paper's elastic deformation (data.augmentation.elastic_p): off by default; on,
+    it bends the crop smoothly, keeps its size and keeps the mask to its classes."""
+    raw = {"image": np.zeros((300, 300, 1), np.uint8), "mask": np.zeros((300, 300), np.uint8)}
+    raw["image"][:, 100:200] = 200  # a vertical band: straight edges to bend
+    raw["mask"][:, 100:200] = 1
+
+    def crops(*overrides: str) -> list[dict[str, np.ndarray]]:
+        augmentation = instantiate_preset(tmp_path, "crop256", *overrides)
+        # the crop and the deformation alone: flips and rotations would move the band anyway
+        elastic = [t for t in augmentation["train"] if isinstance(t, A.GridElasticDeform)]
+        pipeline = A.Compose([A.CenterCrop(256, 256), *elastic])
+        return [pipeline(image=raw["image"], mask=raw["mask"]) for _ in range(5)]
+
+    straight = raw["mask"][22:278, 22:278]
+    assert all(np.array_equal(out["mask"], straight) for out in crops())
+    bent = crops("data.augmentation.elastic_p=1.0", "data.augmentation.elastic_magnitude=20")
+    for out in bent:
+        assert out["mask"].shape == (256, 256) and out["image"].shape == (256, 256, 1)
+        assert set(np.unique(out["mask"]).tolist()) <= {0, 1}
+        # the band's edges are no longer straight: some rows have moved edges
+        edges = [np.flatnonzero(np.diff(row.astype(int))) for row in out["mask"]]
+        assert len({tuple(e) for e in edges}) > 1
+    assert not all(np.array_equal(out["mask"], straight) for out in bent)

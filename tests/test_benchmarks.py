@@ -38,3 +38,18 @@ def test_flops_profile_splits_the_step_into_convolutions_and_memory_bound_ops(
     assert "| convolution / matmul (forward and backward) |" in printed
     assert flops.category("aten::native_batch_norm_backward") == "batch norm"
     assert flops.category("aten::convolution_backward") == flops.category("aten::addmm")
+
+
+def test_the_optuna_benchmarks_seed_row_gives_the_mean_and_spread_of_each_seeds_search():
+    from benchmarks import optuna_search
+
+    rows = [
+        {"case": "unpruned-s1", "pruned": 0, "epochs": 160, "wall s": "400", "best": "0.5000"},
+        {"case": "unpruned-s2", "pruned": 2, "epochs": 140, "wall s": "500", "best": "0.4000"},
+        {"case": "unpruned-s3", "pruned": 1, "epochs": 150, "wall s": "450", "best": "-"},
+    ]
+    row = optuna_search.seeds_summary("unpruned", rows)
+    assert row["case"] == "unpruned: mean (std) of 3 seeds"
+    assert row["best"] == "0.4500 (0.0707)"  # a search without a complete trial is left out
+    assert row["wall s"] == "450 (50)" and row["pruned"] == "1.0 (1.0)"
+    assert set(row) == set(rows[0])
