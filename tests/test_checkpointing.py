@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from seglab.checkpoint_io import CheckpointSaveError
-from seglab.checkpoints import LastCheckpoint, read_checkpoint
+from seglab.checkpoints import LastCheckpoint, read_checkpoint, relocated
 from seglab.tracking.mode import WandbMode
 from seglab.train import run_task
 from seglab.utils.files import write_atomically
@@ -174,3 +174,27 @@ def test_a_save_removes_the_temporary_file_a_killed_process_left(tmp_path):
     assert target.read_bytes() == b"new"
     assert not stale.exists()
     assert running.exists() and other.exists()
+
+
+def test_a_checkpoint_state_is_relocated_only_into_a_folder_holding_its_files(tmp_path):
+    old, new, other = tmp_path / "old", tmp_path / "new", tmp_path / "other"
+    for folder in (old, new, other):
+        folder.mkdir()
+    for name in ("epoch_001.ckpt", "last.ckpt"):
+        (new / name).write_bytes(b"")
+    state = {
+        "dirpath": str(old),
+        "best_model_path": str(old / "epoch_001.ckpt"),
+        "kth_best_model_path": str(old / "epoch_001.ckpt"),
+        "best_model_score": torch.tensor(0.5),
+        "best_k_models": {str(old / "epoch_001.ckpt"): torch.tensor(0.5)},
+        "last_model_path": str(old / "last.ckpt"),
+    }
+    moved = relocated(state, str(new))
+    assert moved["dirpath"] == str(new) and moved["best_model_score"] == 0.5
+    assert moved["best_model_path"] == moved["kth_best_model_path"] == str(new / "epoch_001.ckpt")
+    assert list(moved["best_k_models"]) == [str(new / "epoch_001.ckpt")]
+    assert moved["last_model_path"] == str(new / "last.ckpt")
+    # ckpt_path of another run, resumed into a new folder without its files: left to Lightning
+    assert relocated(state, str(other)) is state
+    assert relocated(state, str(old)) is state

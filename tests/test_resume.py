@@ -5,6 +5,7 @@ the run in its own folder. One interrupted run of the real script serves several
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -111,6 +112,27 @@ def test_resume_continues_the_run_in_its_folder_with_the_same_wandb_run(interrup
     records = wandb_records.read_finished_file(files[-1])
     assert wandb_records.exit_code(records) == 0
     assert any(row.get("epoch") == epochs - 1 for row in wandb_records.history(records))
+
+
+def test_a_run_folder_moved_before_resuming_keeps_its_best_score_and_one_last_ckpt(
+    tiny_run_dir, tmp_path
+):
+    moved = tmp_path / "elsewhere" / tiny_run_dir.name  # a copy: tiny_run_dir stays as it is
+    shutil.copytree(tiny_run_dir, moved)
+    run_train_script([f"resume={moved}", "trainer.max_epochs=4"], cwd=tmp_path, check=True)
+    checkpoints = moved / "checkpoints"
+    # last.ckpt rewritten in place (Lightning alone wrote last-v1.ckpt beside the copied one)
+    assert sorted(p.name for p in checkpoints.glob("last*.ckpt")) == ["last.ckpt"]
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 3
+    (best,) = [s for s in last["callbacks"].values() if s.get("monitor") == "val/dice"]
+    # the best score and path carried over into the moved folder: the best of all four epochs,
+    # the only epoch_*.ckpt (Lightning alone forgot the copied one and began a new best)
+    scores = [float(r["val/dice"]) for r in metric_rows(moved) if r.get("val/dice")]
+    assert len(scores) == 4 and float(best["best_model_score"]) == pytest.approx(max(scores))
+    best_path = Path(best["best_model_path"])
+    assert Path(best["dirpath"]) == best_path.parent == checkpoints.resolve()
+    assert [p.name for p in checkpoints.glob("epoch_*.ckpt")] == [best_path.name]
 
 
 def test_resume_last_is_the_newest_run_with_a_checkpoint(tmp_path):

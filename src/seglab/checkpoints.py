@@ -1,7 +1,8 @@
-"""Checkpoints: ``last.ckpt`` written after every training epoch (:class:`LastCheckpoint`), and
-read safely (``torch.load(weights_only=True)``: no code from the file runs) and checked against the
-network before Lightning loads them; failures are one-line :class:`CheckpointError` messages that
-name the file and the fix."""
+"""Checkpoints: the best one (:class:`ModelCheckpoint`) and ``last.ckpt`` written after every
+training epoch (:class:`LastCheckpoint`), both resumable from a run folder that was moved or
+copied; read safely (``torch.load(weights_only=True)``: no code from the file runs) and checked
+against the network before Lightning loads them; failures are one-line :class:`CheckpointError`
+messages that name the file and the fix."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.errors import CompactHydraException
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch import callbacks
 
 RESUME_HINT = "e.g. logs/train/runs/<run>/checkpoints/last.ckpt"
 
@@ -22,6 +23,47 @@ RESUME_HINT = "e.g. logs/train/runs/<run>/checkpoints/last.ckpt"
 class CheckpointError(CompactHydraException, ValueError):
     """A checkpoint cannot be used; the message names the file and the fix (Hydra prints the
     message alone, without a traceback)."""
+
+
+def relocated(state: dict[str, Any], dirpath: str | None) -> dict[str, Any]:
+    """A ModelCheckpoint's saved ``state`` with its paths moved into ``dirpath``, when the run
+    folder was moved or copied (with its checkpoints) since the save.
+
+    Lightning keeps such a state only when ``dirpath`` is unchanged: otherwise it drops the best
+    score (so a worse epoch becomes "best"), keeps ``best_model_path`` in the old place (the test
+    stage then loads a file that is gone, or the original run's) and writes ``last-v1.ckpt`` beside
+    the copied ``last.ckpt``. A state whose files are not in ``dirpath`` (``ckpt_path`` of another
+    run, resumed into a new folder) is returned as it is.
+    """
+    saved = state.get("dirpath")
+    if not saved or not dirpath or Path(saved) == Path(dirpath):
+        return state
+    recorded = [state.get(key) for key in ("best_model_path", "last_model_path")]
+    recorded = [path for path in recorded if path]
+    if not recorded or not all((Path(dirpath) / Path(path).name).is_file() for path in recorded):
+        return state
+
+    def moved(path: str) -> str:
+        if path and Path(path).parent == Path(saved):
+            return str(Path(dirpath) / Path(path).name)
+        return path
+
+    state = {**state, "dirpath": dirpath}
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in state:
+            state[key] = moved(state[key])
+    if isinstance(state.get("best_k_models"), dict):
+        best_k = state["best_k_models"].items()
+        state["best_k_models"] = {moved(path): score for path, score in best_k}
+    return state
+
+
+class ModelCheckpoint(callbacks.ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (the best checkpoints by ``monitor``), which keeps its best
+    score and paths when its run folder was moved or copied before resuming (:func:`relocated`)."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(relocated(state_dict, self.dirpath))
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -47,6 +89,7 @@ class LastCheckpoint(ModelCheckpoint):
             save_last=True,
             every_n_epochs=every_n_epochs,
             save_on_train_epoch_end=True,
+            enable_version_counter=False,  # always last.ckpt, never last-v1.ckpt beside it
         )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

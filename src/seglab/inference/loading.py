@@ -171,12 +171,12 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def recorded_best(last: Path, folder: Path) -> Path | None:
-    """The best model path a ModelCheckpoint stored in ``last.ckpt``, if it still exists (also
-    when the run folder was moved: then looked up by name in ``folder``)."""
+    """The best model path a ModelCheckpoint stored in ``last.ckpt``, if it still exists: looked up
+    by name in ``folder`` first (the run folder may have been moved or copied), then as stored."""
     for state in read_checkpoint(last).get("callbacks", {}).values():
         best = state.get("best_model_path") if isinstance(state, dict) else None
         if best:
-            for candidate in (Path(best), folder / Path(best).name):
+            for candidate in (folder / Path(best).name, Path(best)):
                 if candidate.is_file():
                     return candidate
     return None
