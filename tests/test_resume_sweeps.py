@@ -5,6 +5,7 @@ retries the interrupted trial."""
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import time
@@ -16,6 +17,7 @@ from omegaconf import OmegaConf
 
 from seglab.resume import resume_argv, sweep_of
 from seglab.sweeps.budget import INTERRUPTED
+from seglab.sweeps.summary import resumed_job
 
 from .conftest import TINY, run_train_script
 from .helpers.runs import metric_rows, start_train_script, validated_epochs
@@ -81,6 +83,30 @@ def test_a_multirun_job_resumes_in_its_folder_with_its_overrides(tmp_path):
     assert "seed=8" in OmegaConf.load(job / ".hydra" / "overrides.yaml")
     assert torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     assert validated_epochs(job) == {0, 1}
+    # its row in the sweep's summary: the resumed run's value, marked as resumed
+    assert "its row in the sweep's summary is updated" in result.stderr
+    (row,) = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+    best = max(float(r["val/dice"]) for r in metric_rows(job) if r.get("val/dice"))
+    assert (row["job"], row["status"]) == ("0", "completed (resumed)")
+    assert float(row["value"]) == pytest.approx(best)
+    assert "completed (resumed)" in (sweep_dir / "summary.md").read_text()
+
+
+def test_a_resumed_job_without_a_row_takes_its_folders_number_and_its_own_overrides(tmp_path):
+    plain = fake_sweep(tmp_path / "plain", BASIC)
+    OmegaConf.save(
+        {"hydra": {"sweeper": {"_target_": BASIC}, "overrides": {"task": ["seed=1"]}}},
+        plain / "multirun.yaml",
+    )
+    job = fake_run(plain / "3", "seed=1", 1.0)  # stopped before it wrote job_result.json
+    own = [f"resume={job}", f"ckpt_path={job}/checkpoints/last.ckpt", f"hydra.run.dir={job}"]
+    task = ["seed=1", "model.depth=3", *own, "hydra.mode=RUN"]
+    config = OmegaConf.create({"resume": str(job), "hydra": {"overrides": {"task": task}}})
+    assert resumed_job(config, job) == (plain, 3, "model.depth=3")
+    # a single run that resumed no sweep job, and an Optuna trial (the study's row stays)
+    assert resumed_job(OmegaConf.create({"resume": None}), job) is None
+    trial = fake_run(fake_sweep(tmp_path / "search", OPTUNA) / "0", "seed=1", 1.0)
+    assert resumed_job(OmegaConf.merge(config, {"resume": str(trial)}), trial) is None
 
 
 @pytest.mark.slow

@@ -14,10 +14,11 @@ parent of ``hydra.run.dir`` as the config composes it: ``logs/train/runs/<run>``
 jobs (under the parent of ``hydra.sweep.dir``: ``logs/train/multiruns/<sweep>/<job>``), newest
 by the time its ``.hydra/overrides.yaml`` was written (the run's start or last resume). A sweep job
 (a multirun job or an Optuna trial) resumes as one run in its job folder with its own overrides;
-the sweep is not continued, and an Optuna study is not told the result: to go on with a search,
-rerun its command with ``hydra.sweep.dir=<sweep folder>`` (the study retries the interrupted
-trial), see :func:`sweep_note`. Problems stop with :class:`ResumeError`, one line naming the
-folder and the fix.
+the sweep is not continued (a plain sweep's summary row is updated when the job ends:
+:class:`seglab.sweeps.summary.SweepSummary`), and an Optuna study is not told the result: to go
+on with a search, rerun its command with ``hydra.sweep.dir=<sweep folder>`` (the study retries
+the interrupted trial), see :func:`sweep_note`. Problems stop with :class:`ResumeError`, one line
+naming the folder and the fix.
 
 The CSV metrics of the run are appended to (:func:`continue_csv_logs`; Lightning's CSV logger
 would delete them), without the rows logged after the checkpoint.
@@ -137,8 +138,8 @@ def sweep_note(sweep_dir: Path, optuna: bool, stopped: bool) -> str:
             f"the study does not record (to go on with the search instead, {search} the trial)"
         )
     return (
-        f"a job of the sweep in {sweep_dir}: it continues as a single run (the sweep's summary "
-        "does not record it)"
+        f"a job of the sweep in {sweep_dir}: it continues as a single run, and its row in the "
+        "sweep's summary is updated when it ends"
     )
 
 

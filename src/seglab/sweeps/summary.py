@@ -27,7 +27,8 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from seglab.sweeps.context import varying_overrides
+from seglab.config import override_key
+from seglab.sweeps.context import sweep_overrides, varying_overrides
 from seglab.utils.redact import redact_text
 from seglab.utils.tables import csv_text, markdown_table, write_atomic
 
@@ -62,22 +63,30 @@ class SweepSummary(Callback):
         self.common = set(config.hydra.overrides.task)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN or rank_zero_only.rank != 0:
-            return  # a single run, a DDP child re-running one job, or a SLURM task of rank > 0
+        if rank_zero_only.rank != 0:
+            return  # a DDP child re-running one job, or a SLURM task of rank > 0
+        job_dir = Path(config.hydra.runtime.output_dir)
+        if config.hydra.mode == RunMode.MULTIRUN:
+            varying = varying_overrides(job_return.overrides or (), self.common)
+            job, overrides, sweep_dir = config.hydra.job.num, " ".join(varying), None
+        else:  # a single run: a plain sweep's job resumed by its folder updates its row
+            found = resumed_job(config, job_dir)
+            if found is None:
+                return
+            sweep_dir, job, overrides = found
         failed = job_return.status != JobStatus.COMPLETED
         value = job_return._return_value  # the property re-raises a failed job's exception
-        varying = varying_overrides(job_return.overrides or (), self.common)
+        status = job_status(failed, value)
         row = {
-            "job": config.hydra.job.num,
-            "overrides": redact_text(" ".join(varying)),
+            "job": job,
+            "overrides": redact_text(overrides),
             "objective": config.get("optimized_metric"),
             "value": "" if failed or value is None else value,
-            "status": job_status(failed, value),
+            "status": status if sweep_dir is None else f"{status} (resumed)",
         }
-        job_dir = Path(config.hydra.runtime.output_dir)
         write_atomic(job_dir / RESULT_FILE, json.dumps(row, default=str))
         # resolved here, while the job's HydraConfig is set (the folder may use ${hydra:...})
-        self.write(Path(config.hydra.sweep.dir))
+        self.write(sweep_dir or Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -94,6 +103,28 @@ class SweepSummary(Callback):
             path = sweep_dir / f"{self.filename}.md"
             write_atomic(path, markdown(rows) + "\n")
         return path
+
+
+def resumed_job(config: DictConfig, job_dir: Path) -> tuple[Path, int, str] | None:
+    """(sweep folder, job number, varying overrides) when this single run is a job of a plain
+    sweep resumed by its folder (``python train.py resume=<sweep>/<job>``), else None. The job
+    keeps the number and overrides of its row (``job_result.json``; a job stopped before it wrote
+    one: its folder's number, its overrides less the sweep's and the resume's own). An Optuna
+    trial's row is left as it was: the study does not record the resumed run."""
+    from seglab.resume import OWN_KEYS, sweep_of
+
+    sweep = sweep_of(job_dir) if config.get("resume") else None
+    if sweep is None or sweep[1]:
+        return None
+    sweep_dir, saved = sweep[0], job_dir / RESULT_FILE
+    if saved.is_file():
+        row = json.loads(saved.read_text())
+        return sweep_dir, row["job"], row["overrides"]
+    if not job_dir.name.isdigit():
+        return None
+    own = [o for o in config.hydra.overrides.task if override_key(o) not in OWN_KEYS]
+    varying = varying_overrides(own, sweep_overrides(sweep_dir))
+    return sweep_dir, int(job_dir.name), " ".join(varying)
 
 
 def job_status(failed: bool, value: Any) -> str:
