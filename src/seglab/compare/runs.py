@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-import seglab.config  # noqa: F401  (registers the ${len:...} resolver used by the configs)
+from seglab.config import override_key  # also registers the ${len:...} resolver of the configs
 from seglab.sweeps.summary import RESULT_FILE
 from seglab.tracking.run_info import flatten
 
@@ -98,7 +98,7 @@ def read_params(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
 
 def override_keys(overrides: Iterable[str]) -> set[str]:
     """``["+model.x=1", "~seed", "model=resunet"]`` -> ``{"model.x", "seed", "model"}``."""
-    return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    return {override_key(o) for o in overrides}
 
 
 # --------------------------------------------------------------------------------------------
