@@ -4,7 +4,7 @@ these check the scripts, not the figures)."""
 import pytest
 import torch
 
-from benchmarks import flops, overhead
+from benchmarks import argmax, flops, overhead
 
 from .conftest import TINY_DATA, TINY_MODEL
 
@@ -53,3 +53,10 @@ def test_the_optuna_benchmarks_seed_row_gives_the_mean_and_spread_of_each_seeds_
     assert row["best"] == "0.4500 (0.0707)"  # a search without a complete trial is left out
     assert row["wall s"] == "450 (50)" and row["pruned"] == "1.0 (1.0)"
     assert set(row) == set(rows[0])
+
+
+def test_the_argmax_benchmark_times_both_ways_on_each_shape_dtype_and_layout(keeps_torch_threads):
+    rows = argmax.main(["--repeats", "1", "--shapes", "2x3x8x8"])
+    assert len(rows) == 4  # fp32 / bf16 x NCHW / channels_last
+    assert all(row["argmax ms"] > 0 and row["max().indices ms"] > 0 for row in rows)
+    assert "| 2x3x8x8 | bfloat16 | channels_last |" in argmax.table(rows)

@@ -30,6 +30,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from seglab.metrics import segmentation_metrics
 from seglab.models.base import SegmentationNet
 from seglab.schedules import Budget, build_scheduler
+from seglab.utils.argmax import class_argmax
 
 if TYPE_CHECKING:
     from seglab.inference.card import ModelCard
@@ -96,7 +97,7 @@ class SegmentationModule(L.LightningModule):
         loss = self.loss(logits, masks)
         if stage == "train" and not torch.isfinite(loss):
             self._diverged(loss)
-        preds = logits.argmax(dim=1)
+        preds = class_argmax(logits)
         self.metrics[f"{stage}_"].update(preds, masks)
         self.mean_loss[f"{stage}_"].update(loss.detach(), weight=images.shape[0])
         if stage == "train":

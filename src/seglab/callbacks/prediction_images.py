@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from seglab.models.base import SegmentationNet
 from seglab.tracking import wandb_loggers
+from seglab.utils.argmax import class_argmax
 from seglab.utils.background import Background
 from seglab.utils.overlay import (
     class_colours,
@@ -134,7 +135,7 @@ def predict(net: SegmentationNet, samples: SampleSet, precision=None) -> list[Pr
                 batch = batch.to(device)
                 if precision is not None:
                     batch = precision.convert_input(batch)
-                labels.extend(net(batch).argmax(dim=1).cpu())
+                labels.extend(class_argmax(net(batch)).cpu())
     finally:
         for submodule, training in modes.items():
             submodule.training = training

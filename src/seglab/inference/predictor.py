@@ -24,6 +24,7 @@ from torch import nn
 from seglab.inference.preprocessing import Preprocessing
 from seglab.inference.tiling import check_tiling, needs_tiling, sliding_window, tile_shape
 from seglab.inference.tta import averaged_probabilities, check_tta
+from seglab.utils.argmax import class_argmax
 
 ARGMAX_ROWS = 512  # rows per argmax step of a large probability map (int64 indices stay small)
 
@@ -48,7 +49,7 @@ def argmax_mask(probabilities: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     mask = np.empty(probabilities.shape[-2:], dtype=dtype)
     small = torch.uint8 if dtype == np.uint8 else torch.int32  # fewer bytes back from a GPU
     for top in range(0, height, ARGMAX_ROWS):
-        block = probabilities[:, top : top + ARGMAX_ROWS].argmax(0).to(small)
+        block = class_argmax(probabilities[:, top : top + ARGMAX_ROWS], dim=0).to(small)
         mask[top : top + ARGMAX_ROWS] = block.cpu().numpy()
     return mask
 
