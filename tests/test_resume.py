@@ -15,6 +15,7 @@ import torch
 
 from seglab.callbacks.interruption import Interruption
 from seglab.checkpoints import CheckpointError
+from seglab.inference.loading import find_checkpoint
 from seglab.resume import ResumeError, last_run, merge_overrides, resume_argv
 from seglab.train import run_task
 
@@ -119,6 +120,8 @@ def test_a_run_folder_moved_before_resuming_keeps_its_best_score_and_one_last_ck
 ):
     moved = tmp_path / "elsewhere" / tiny_run_dir.name  # a copy: tiny_run_dir stays as it is
     shutil.copytree(tiny_run_dir, moved)
+    # a run folder gives its own best checkpoint (eval/predict), not the original's
+    assert find_checkpoint(moved).parent == moved / "checkpoints"
     run_train_script([f"resume={moved}", "trainer.max_epochs=4"], cwd=tmp_path, check=True)
     checkpoints = moved / "checkpoints"
     # last.ckpt rewritten in place (Lightning alone wrote last-v1.ckpt beside the copied one)
