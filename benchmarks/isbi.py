@@ -5,6 +5,7 @@ baseline (``benchmarks/baseline_isbi.py``), the same budget each, one after the 
     python benchmarks/isbi.py --minutes 2 -- model.base_width=32
     python benchmarks/isbi.py --steps 470 -- optimizer.lr=3e-3    # seglab alone, a step budget
     python benchmarks/isbi.py --folds 5 [--steps 470]             # seglab alone, k-fold CV
+    python benchmarks/isbi.py --alone -- data.batch_size=8        # seglab alone, the time budget
 
 Both read slices 00-24 for training and score the membrane Dice over the full val slices 25-29:
 seglab's ``val/dice/membrane`` (best and last validation epoch, from the run's metrics CSV) and the
@@ -20,6 +21,7 @@ equal steps (~470 steps of the preset are 10 idle minutes on 2 cores). It runs s
 (the baseline has a time budget only). ``--folds K`` runs seglab's side once per fold of slices
 00-29 (``data.dataset.num_folds=K``, ``fold=k``: the folder data's seeded folds, 6 slices each for
 K=5, instead of val 25-29) and prints each fold's figures with their mean and standard deviation.
+``--alone`` runs seglab's side alone at the time budget (one lever against the preset's figures).
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ def run_chosen(args: argparse.Namespace, overrides: list[str]) -> str:
     if args.folds:
         rows = run_folds(args.minutes, args.out, overrides, args.threads, args.steps, args.folds)
         return table(rows, args.minutes, budget, val=f"of each of {args.folds} folds of 00-29")
-    if args.steps is not None:
+    if args.steps is not None or args.alone:
         rows = [run_seglab(args.minutes, args.out, overrides, args.threads, args.steps)]
         (args.out / "results.json").write_text(json.dumps(rows, indent=1))
         return table(rows, args.minutes, budget)
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=positive, default=None, help="a step budget instead")
     parser.add_argument("--folds", type=positive, default=None, help="k-fold CV of seglab alone")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of both")
+    parser.add_argument("--alone", action="store_true", help="seglab alone, no baseline")
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "logs/benchmarks/isbi" / stamp)
     args = parser.parse_args(argv)

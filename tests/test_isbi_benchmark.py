@@ -83,3 +83,26 @@ def test_folds_of_one_are_refused_with_the_fix(capsys):
     with pytest.raises(SystemExit):
         isbi.main(["--folds", "1"])
     assert "use --folds 2 or more" in capsys.readouterr().err
+
+
+def test_alone_runs_seglab_at_the_time_budget_without_the_baseline(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_seglab(minutes, out, overrides, threads, steps=None):
+        calls.append((minutes, overrides, steps))
+        write_metrics(out / "seglab" / "csv" / "metrics.csv", [0.7, 0.82])
+        return {
+            "name": "x",
+            "seconds": 1.0,
+            **isbi.validation_figures(out / "seglab/csv/metrics.csv"),
+        }
+
+    def no_baseline(*args):
+        raise AssertionError("--alone ran the baseline")
+
+    monkeypatch.setattr(isbi, "run_seglab", fake_run_seglab)
+    monkeypatch.setattr(isbi, "run_baseline", no_baseline)
+    isbi.main(["--alone", "--minutes", "3", "--out", str(tmp_path), "--", "data.batch_size=8"])
+    assert calls == [(3.0, ["data.batch_size=8"], None)]
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert rows[0]["best_membrane_dice"] == pytest.approx(0.82)
