@@ -13,11 +13,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobReturn, JobStatus
@@ -33,7 +35,7 @@ from seglab.sweeps.workers import WORKER
 
 from .conftest import TINY, run_train_script
 from .helpers import wandb_records
-from .helpers.runs import last_metrics, start_train_script, sweep_summary
+from .helpers.runs import last_metrics, start_train_script, sweep_summary, validated_epochs
 
 SEARCH = "hparams_search=unet_optuna"
 STUDY = "unet_optuna"
@@ -205,6 +207,20 @@ def test_a_job_without_objective_stops_the_search_and_says_what_to_set():
 # -- real searches -----------------------------------------------------------------------------
 
 
+def kill_search_when(condition: Callable[[], bool], args: list[str], cwd: Path) -> None:
+    """Start the search ``args`` and SIGKILL its whole process group once ``condition()``."""
+    log_path = cwd / "first.log"
+    process = start_train_script(args, cwd, log_path, start_new_session=True)
+    try:
+        while not condition():
+            assert process.poll() is None, log_path.read_text()[-4000:]
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def interrupted_in_a_trial(sweep_dir: Path) -> bool:
     """A trial has completed and the running one's job has started (its folder exists)."""
     states = trial_states(sweep_dir)
@@ -217,16 +233,7 @@ def test_an_interrupted_search_resumes_to_n_trials_in_all(tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["-m", SEARCH, *tiny(), "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep_dir}"]
     # interrupt for real: kill the whole process group while a trial after the first one runs
-    log_path = tmp_path / "first.log"
-    process = start_train_script(args, tmp_path, log_path, start_new_session=True)
-    try:
-        while not interrupted_in_a_trial(sweep_dir):
-            assert process.poll() is None, log_path.read_text()[-4000:]
-            time.sleep(0.1)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_search_when(lambda: interrupted_in_a_trial(sweep_dir), args, tmp_path)
     # usually [COMPLETE, RUNNING]; on a slow poll the second trial may have completed already
     killed = len(trial_states(sweep_dir)) - 1  # the number of the trial that was running
     assert killed in (1, 2) and trial_states(sweep_dir)[killed] == "RUNNING"
@@ -258,6 +265,30 @@ def test_an_interrupted_search_resumes_to_n_trials_in_all(tmp_path):
     assert sorted(rows) == jobs
     assert all(row["status"] == "completed" for row in rows.values())
     assert "Sweep summary" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_killed_trials_copy_continues_from_its_checkpoint(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    epochs = [o for o in tiny() if not o.startswith("trainer.max_epochs=")]
+    args = ["-m", SEARCH, *epochs, "trainer.max_epochs=6", "hydra.sweeper.n_trials=1"]
+    args.append(f"hydra.sweep.dir={sweep_dir}")
+    last = sweep_dir / "0" / "checkpoints" / "last.ckpt"
+    kill_search_when(last.is_file, args, tmp_path)  # as soon as trial 0 saved its first epoch
+    assert trial_states(sweep_dir) == ["RUNNING"]
+    saved_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+    assert saved_epoch < 5  # killed mid-trial
+
+    result = run_train_script(args, cwd=tmp_path, check=True)  # the same command resumes
+    assert f"Trial 1 re-runs trial 0: it continues from {last}" in result.stdout
+    trials = load_study(sweep_dir).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == trials[0].params
+    # the copy trained the epochs the killed trial had left, in its own folder, to max_epochs
+    assert validated_epochs(sweep_dir / "1") == set(range(saved_epoch + 1, 6))
+    overrides = OmegaConf.load(sweep_dir / "1" / ".hydra" / "overrides.yaml")
+    assert f"ckpt_path='{last}'" in overrides
+    assert last_metrics(sweep_dir / "1")["val/dice_best"] == pytest.approx(trials[1].value)
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from seglab.compare import compare
 from seglab.config import CONFIG_DIR
-from seglab.sweeps import budget
+from seglab.sweeps import budget, retry
 from seglab.sweeps.search_space import parse_params
 from seglab.sweeps.seeding import TrialSeededSampler, seeded_per_trial, trial_seed
 from seglab.sweeps.workers import WORKER, quiet
@@ -124,6 +124,48 @@ def test_dead_workers_trials_are_failed_and_requeued_and_the_budget_holds(tmp_pa
     assert not budget.within_budget(study, fourth, 4)
     assert study.get_trials()[fourth.number].user_attrs[budget.SURPLUS] is True
     assert budget.left(study, 4) == 0
+
+
+def job_folder(path: Path, study: str, number: int, checkpoint: bool) -> Path:
+    """A job folder as a trial's job leaves it: the trial link in ``.hydra/hydra.yaml``, and
+    ``checkpoints/last.ckpt`` when ``checkpoint``."""
+    env = {"SEGLAB_OPTUNA_STUDY": study, "SEGLAB_OPTUNA_TRIAL": number}
+    (path / ".hydra").mkdir(parents=True)
+    OmegaConf.save({"hydra": {"job": {"env_set": env}}}, path / ".hydra" / "hydra.yaml")
+    if checkpoint:
+        (path / "checkpoints").mkdir()
+        (path / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    return path
+
+
+def test_a_re_run_trial_continues_from_the_newest_checkpoint_along_its_chain(tmp_path):
+    study = optuna.create_study(study_name=STUDY, storage=f"sqlite:///{tmp_path / 'o.db'}")
+
+    def failed(attrs: dict) -> optuna.trial.FrozenTrial:
+        trial = ask(study)
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, state=TrialState.FAIL)
+        return study.trials[trial.number]
+
+    saved = job_folder(tmp_path / "0", STUDY, 0, checkpoint=True)
+    first = failed({retry.JOB_DIR: str(saved)})
+    # its copy died before saving anything; the copy of the copy goes back to trial 0's file
+    second = failed(
+        {retry.JOB_DIR: str(job_folder(tmp_path / "1", STUDY, 1, False)), "retry_of": 0}
+    )
+    third = failed({retry.RETRY_OF: second.number})
+    assert retry.continuation(study, third) == {"ckpt_path": f"'{saved}/checkpoints/last.ckpt'"}
+    assert retry.continuation(study, first) == {}  # not a re-run
+    # a folder of another study's trial 0 (a reused sweep folder) or a lost folder: afresh
+    other = failed({retry.JOB_DIR: str(job_folder(tmp_path / "x", "other", 3, checkpoint=True))})
+    assert retry.continuation(study, failed({retry.RETRY_OF: other.number})) == {}
+    lost = failed({retry.JOB_DIR: str(tmp_path / "gone")})
+    assert retry.continuation(study, failed({retry.RETRY_OF: lost.number})) == {}
+    # the heartbeat's retry callback marks its copies with a system attribute instead
+    copy = ask(study)
+    study._storage.set_trial_system_attr(copy._trial_id, "failed_trial", first.number)
+    assert retry.retried_trial(study.trials[copy.number]) == first.number
 
 
 def seeded_random(seed: int = 0) -> TrialSeededSampler:

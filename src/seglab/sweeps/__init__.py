@@ -11,7 +11,8 @@
   :mod:`~seglab.sweeps.seeding` (a sampler seed per trial),
   :mod:`~seglab.sweeps.search_space` (Hydra's sweep syntax as distributions),
   :mod:`~seglab.sweeps.budget` (``n_trials`` over workers), :mod:`~seglab.sweeps.workers` (dead
-  workers' trials), :mod:`~seglab.sweeps.storage` (sqlite, PostgreSQL, journal; heartbeat),
+  workers' trials), :mod:`~seglab.sweeps.retry` (their copies continue from their checkpoints),
+  :mod:`~seglab.sweeps.storage` (sqlite, PostgreSQL, journal; heartbeat),
   :mod:`~seglab.sweeps.results` (``optimization_results.yaml``) and
   :mod:`~seglab.sweeps.trial` (the job's side: pruning).
 

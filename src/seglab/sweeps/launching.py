@@ -36,8 +36,12 @@ class WatchedLauncher:
         return returns
 
 
-def trial_overrides(trial: optuna.Trial, fixed: dict[str, Any]) -> list[str]:
-    return [f"{name}={value}" for name, value in {**trial.params, **fixed}.items()]
+def trial_overrides(
+    trial: optuna.Trial, fixed: dict[str, Any], extra: dict[str, Any] | None = None
+) -> list[str]:
+    """The job's overrides: the trial's parameters, the fixed ones, then ``extra`` (which wins,
+    e.g. the ``ckpt_path`` a re-run trial continues from)."""
+    return [f"{name}={value}" for name, value in {**trial.params, **fixed, **(extra or {})}.items()]
 
 
 def consecutive(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:

@@ -12,11 +12,13 @@ is at most ``max_failure_rate``. After each trial it logs the best value so far 
 A trial left RUNNING by a dead worker is failed and its parameters re-queued: at once when that
 worker ran on this machine (its process id, user attribute ``worker``, is gone: an interrupted
 search resumed with the same command), after the heartbeat's grace period otherwise (Optuna's
-heartbeat and ``RetryFailedTrialCallback``, see :mod:`seglab.sweeps.storage`). A worker with
-nothing left to ask waits while other trials run with a heartbeat, so a re-queued trial still
-runs. A seeded sampler draws each trial from a seed of its own, derived from the seed and the
-trial number (:mod:`seglab.sweeps.seeding`): workers started together with one seed, and a
-resumed search, never propose the same parameters again; one worker's search is reproducible.
+heartbeat and ``RetryFailedTrialCallback``, see :mod:`seglab.sweeps.storage`). The copy continues
+from the dead trial's newest checkpoint when its job folder is reachable
+(:mod:`seglab.sweeps.retry`). A worker with nothing left to ask waits while other trials run with a
+heartbeat, so a re-queued trial still runs. A seeded sampler draws each trial from a seed of its
+own, derived from the seed and the trial number (:mod:`seglab.sweeps.seeding`): workers started
+together with one seed, and a resumed search, never propose the same parameters again; one worker's
+search is reproducible.
 At the end each worker writes ``optimization_results.yaml`` from the whole study (the last
 worker to finish writes the final one).
 
@@ -27,6 +29,7 @@ When no trial completes, the first failed trial's exception is raised.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -35,7 +38,7 @@ from typing import Any
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict, read_write
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 
@@ -44,6 +47,7 @@ from seglab.sweeps.budget import INTERRUPTED, JOB  # noqa: F401  (re-exported fo
 from seglab.sweeps.context import SWEEP_CONFIG
 from seglab.sweeps.launching import WatchedLauncher, consecutive, trial_overrides
 from seglab.sweeps.results import state_name, write_results
+from seglab.sweeps.retry import JOB_DIR, continuation
 from seglab.sweeps.search_space import parse_params
 from seglab.sweeps.seeding import seeded_per_trial
 from seglab.sweeps.storage import open_storage
@@ -83,6 +87,7 @@ class ResumableOptunaSweeperImpl:
         self.max_retry = failed_trial_max_retry
         self.first_failure: BaseException | None = None
         self.resumed = False
+        self.config: Any = None  # the sweep's config, from setup()
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         self.config = config
@@ -182,6 +187,8 @@ class ResumableOptunaSweeperImpl:
                 log.info("Trial %d was asked after n_trials were used up: dropped", trial.number)
                 break
             trial.set_user_attr(JOB, trial.number)
+            if self.config is not None:
+                trial.set_user_attr(JOB_DIR, str(self.job_dir(trial.number)))
             trial.set_user_attr(WORKER, this_worker())
             trials.append(trial)
         return trials
@@ -198,7 +205,7 @@ class ResumableOptunaSweeperImpl:
             beat.start()
         try:
             for run in consecutive(trials):
-                overrides = [[*trial_overrides(t, fixed), *self.link(study, t.number)] for t in run]
+                overrides = [self.job_overrides(study, t, fixed) for t in run]
                 returns += self.launcher.launch(overrides, initial_job_idx=run[0].number)
         except Exception:
             for trial in trials[len(returns) :]:
@@ -219,6 +226,20 @@ class ResumableOptunaSweeperImpl:
             )
             raise failures[0]
         return True
+
+    def job_overrides(self, study: optuna.Study, trial: optuna.Trial, fixed: dict) -> list[str]:
+        """The trial's parameters, the fixed ones, the ``ckpt_path`` it continues from (a re-run
+        trial) and the link to its trial."""
+        resumed = continuation(study, study._storage.get_trial(trial._trial_id))
+        return [*trial_overrides(trial, fixed, resumed), *self.link(study, trial.number)]
+
+    def job_dir(self, number: int) -> Path:
+        """Job ``number``'s folder: ``hydra.sweep.dir`` / ``hydra.sweep.subdir`` (the launcher's
+        own resolution, with ``hydra.job.num`` set), absolute."""
+        config = copy.deepcopy(self.config)
+        with read_write(config.hydra.job), open_dict(config.hydra.job):
+            config.hydra.job.num = number
+        return (Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)).absolute()
 
     def link(self, study: optuna.Study, number: int) -> list[str]:
         """The overrides that let the job reach its trial (pruning), for a persisted study."""

@@ -22,6 +22,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from seglab.sweeps.budget import INTERRUPTED
+from seglab.sweeps.retry import RETRY_OF
 from seglab.utils.files import process_runs
 
 WORKER = "worker"  # trial user attribute: host:pid of the worker that runs it
@@ -73,7 +74,7 @@ def reclaim(study: optuna.Study, first: bool) -> list[int]:
             continue  # another worker of this machine reclaimed it first
         reclaimed.append(trial.number)
         if trial.params:  # interrupted before its parameters were drawn: nothing to re-run
-            study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+            study.enqueue_trial(dict(trial.params), user_attrs={RETRY_OF: trial.number})
     with quiet():
         fail_stale_trials(study)
     return reclaimed
