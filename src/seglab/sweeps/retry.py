@@ -58,8 +58,10 @@ def belongs_to(job_dir: Path, study_name: str, number: int) -> bool:
 
 def predecessor_checkpoint(study: optuna.Study, trial: FrozenTrial) -> Path | None:
     """The newest checkpoint of the trials that ``trial`` re-runs, newest trial first."""
-    trials = study.get_trials(deepcopy=False)
     number, seen = retried_trial(trial), set()
+    if number is None:
+        return None
+    trials = study.get_trials(deepcopy=False)
     while number is not None and number not in seen and 0 <= number < len(trials):
         seen.add(number)
         failed = trials[number]
@@ -74,19 +76,18 @@ def predecessor_checkpoint(study: optuna.Study, trial: FrozenTrial) -> Path | No
 
 def continuation(study: optuna.Study, trial: FrozenTrial) -> dict[str, str]:
     """``{"ckpt_path": <checkpoint>}`` for a re-run trial whose predecessor left one, else {}."""
+    predecessor = retried_trial(trial)
+    if predecessor is None:
+        return {}
     checkpoint = predecessor_checkpoint(study, trial)
     if checkpoint is None:
-        if retried_trial(trial) is not None:
-            log.info(
-                "Trial %d re-runs trial %d, which left no checkpoint here: it starts afresh",
-                trial.number,
-                retried_trial(trial),
-            )
+        log.info(
+            "Trial %d re-runs trial %d, which left no checkpoint here: it starts afresh",
+            trial.number,
+            predecessor,
+        )
         return {}
     log.info(
-        "Trial %d re-runs trial %d: it continues from %s",
-        trial.number,
-        retried_trial(trial),
-        checkpoint,
+        "Trial %d re-runs trial %d: it continues from %s", trial.number, predecessor, checkpoint
     )
     return {"ckpt_path": quoted(str(checkpoint))}
