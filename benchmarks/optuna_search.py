@@ -193,6 +193,14 @@ def run_cases(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def print_table(rows: list[dict]) -> None:
+    header = list(rows[0])
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(row[key]) for key in header) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
@@ -221,14 +229,17 @@ def main() -> None:
         metavar="SEED",
         help="run every case once per sampler seed and add the mean and spread of its best values",
     )
+    parser.add_argument(
+        "--noise-only",
+        action="store_true",
+        help="with --seed-noise: the first case's searches are in --out already, run no case",
+    )
     args = parser.parse_args()
+    if args.noise_only and not args.seed_noise:
+        parser.error("--noise-only needs --seed-noise N")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    rows = run_cases(args)
-    header = list(rows[0])
-    print("| " + " | ".join(header) + " |")
-    print("|" + " --- |" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(row[key]) for key in header) + " |")
+    if not args.noise_only:
+        print_table(run_cases(args))
     if args.seed_noise:
         first = args.cases[0] + (f"-s{args.sampler_seeds[0]}" if args.sampler_seeds else "")
         values = seed_noise(first, args.seed_noise, args)
