@@ -442,3 +442,15 @@ def test_an_sqlite_url_with_a_query_or_in_memory_leaves_no_stray_file(tmp_path, 
     open_storage(f"sqlite:///{tmp_path / 'sweep' / 'optuna.db'}?timeout=30")
     open_storage("sqlite:///:memory:")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["optuna.db", "sweep"]
+
+
+def test_a_trials_job_folder_is_the_sweep_dir_and_subdir_or_none_when_unknown(tmp_path):
+    search = make_sweeper(None)
+    assert search.job_dir(3) is None  # not set up by Hydra
+    hydra = {"sweep": {"dir": str(tmp_path), "subdir": "${hydra.job.num}"}, "job": {"num": 0}}
+    search.config = OmegaConf.create({"hydra": hydra})
+    OmegaConf.set_readonly(search.config.hydra, True)  # as Hydra hands it over
+    assert search.job_dir(7) == tmp_path / "7"
+    search.config.hydra._set_flag("readonly", False)
+    search.config.hydra.sweep.subdir = "${hydra.job.override_dirname}"  # only the launcher knows
+    assert search.job_dir(7) is None

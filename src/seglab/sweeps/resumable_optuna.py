@@ -39,6 +39,7 @@ import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 
@@ -187,8 +188,9 @@ class ResumableOptunaSweeperImpl:
                 log.info("Trial %d was asked after n_trials were used up: dropped", trial.number)
                 break
             trial.set_user_attr(JOB, trial.number)
-            if self.config is not None:
-                trial.set_user_attr(JOB_DIR, str(self.job_dir(trial.number)))
+            job_dir = self.job_dir(trial.number)
+            if job_dir is not None:
+                trial.set_user_attr(JOB_DIR, str(job_dir))
             trial.set_user_attr(WORKER, this_worker())
             trials.append(trial)
         return trials
@@ -233,13 +235,19 @@ class ResumableOptunaSweeperImpl:
         resumed = continuation(study, study._storage.get_trial(trial._trial_id))
         return [*trial_overrides(trial, fixed, resumed), *self.link(study, trial.number)]
 
-    def job_dir(self, number: int) -> Path:
-        """Job ``number``'s folder: ``hydra.sweep.dir`` / ``hydra.sweep.subdir`` (the launcher's
-        own resolution, with ``hydra.job.num`` set), absolute."""
+    def job_dir(self, number: int) -> Path | None:
+        """Job ``number``'s folder: ``hydra.sweep.dir`` / ``hydra.sweep.subdir`` resolved with
+        ``hydra.job.num`` set, absolute; None before setup() or for a subdir that needs what
+        only the launcher knows (e.g. ``${hydra.job.override_dirname}``)."""
+        if self.config is None:
+            return None
         config = copy.deepcopy(self.config)
         with read_write(config.hydra.job), open_dict(config.hydra.job):
             config.hydra.job.num = number
-        return (Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)).absolute()
+        try:
+            return (Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)).absolute()
+        except OmegaConfBaseException:
+            return None
 
     def link(self, study: optuna.Study, number: int) -> list[str]:
         """The overrides that let the job reach its trial (pruning), for a persisted study."""
