@@ -49,7 +49,9 @@ def summary(results: dict) -> str:
         r = results["startup"]
         first = r["phases"].get("total to the first step's end", float("nan"))
         lines.append(f"| `python train.py --help` | {r['python train.py --help']:.2f} s |")
+        job = r["phases"].get("total to the job's end", float("nan"))
         lines.append(f"| `python train.py` to the first step's end | {first:.2f} s |")
+        lines.append(f"| `python train.py` (one step) to the job's end | {job:.2f} s |")
     for row in results.get("isbi", []):
         lines.append(
             f"| ISBI {row['name']} | best membrane Dice {row['best_membrane_dice']:.4f}, "

@@ -92,13 +92,14 @@ def redact(value: Any, values: Iterable[str] | None = None) -> Any:
 
 
 @contextlib.contextmanager
-def redacted_argv(values: Iterable[str] = ()) -> Iterator[None]:
+def redacted_argv(values: Iterable[str] = ()) -> Iterator[bool]:
     """``sys.argv`` with secrets hidden for the duration (W&B records the command line of the
-    run when it starts); restored after, so DDP's extra processes get the real one."""
+    run when it starts); restored after, so DDP's extra processes get the real one. Yields whether
+    anything was hidden."""
     argv = sys.argv
     sys.argv = [redact_text(arg, values) for arg in argv]
     try:
-        yield
+        yield sys.argv != argv
     finally:
         sys.argv = argv
 

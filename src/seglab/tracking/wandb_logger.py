@@ -1,0 +1,109 @@
+"""Lightning's W&B logger, with the W&B run started in a background thread.
+
+Starting a W&B run takes about a second on a 2-core CPU (``import wandb``, its service process,
+the run's files) before the first training step, in every job of a sweep. Here
+:meth:`WandbLogger.start` begins it in a thread and returns at once; the hyperparameters logged
+meanwhile are queued. Whatever needs the run (``logger.experiment``: the first logged metrics, a
+callback's images, the pruning callback, ``finalize``) waits for it, then the queued
+hyperparameters are written first; a failure to start is raised there, in the training thread.
+:func:`wait_for_background_starts` (called by :func:`seglab.tracking.finish` before the run is
+closed) waits for runs that nothing has used yet, so a job that fails or ends early still leaves
+its W&B run complete.
+
+What the console shows before the run has started (e.g. the model summary) is missing from the W&B
+run's console log; the log lines of that time are in the job's ``train.log``, as always.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
+
+log = logging.getLogger(__name__)
+
+_starting: set[WandbLogger] = set()  # loggers whose background start nobody has waited for
+
+
+class WandbLogger(LightningWandbLogger):
+    """:class:`lightning.pytorch.loggers.WandbLogger` with :meth:`start` (see the module
+    docstring); without ``start`` it behaves as Lightning's (the run starts at first use)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._start_thread: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+        self._queued_hparams: list[Any] = []
+
+    @rank_zero_only
+    def start(self, background: bool = True) -> None:
+        """Start the W&B run: in a thread (``background``), or now, in this thread."""
+        if self._experiment is not None or self._start_thread is not None:
+            return
+        if not background:
+            _ = self.experiment
+            return
+        self._start_thread = threading.Thread(
+            target=self._start_run, name="wandb-start", daemon=True
+        )
+        _starting.add(self)
+        self._start_thread.start()
+
+    def _start_run(self) -> None:
+        try:
+            _ = LightningWandbLogger.experiment.fget(self)
+        except BaseException as error:  # raised in the training thread, by wait()
+            self._start_error = error
+
+    def wait(self) -> None:
+        """Wait for a background start; then write the hyperparameters queued meanwhile."""
+        thread = self._start_thread
+        if thread is None:
+            return
+        thread.join()
+        self._start_thread = None
+        _starting.discard(self)
+        if self._start_error is not None:
+            error, self._start_error = self._start_error, None
+            raise RuntimeError(f"The W&B run could not start: {error}") from error
+        queued, self._queued_hparams = self._queued_hparams, []
+        for params in queued:
+            super().log_hyperparams(params)
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):  # noqa: ANN201 (wandb's Run, not imported here)
+        self.wait()
+        return super().experiment
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any) -> None:
+        if self._start_thread is not None:
+            self._queued_hparams.append(params)
+            return
+        super().log_hyperparams(params)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        if status == "success":
+            self.wait()  # the model artifacts need the run
+        super().finalize(status)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # starts (or waits for) the run: it is attached to
+        state.update(_start_thread=None, _start_error=None, _queued_hparams=[])
+        return state
+
+
+def wait_for_background_starts() -> None:
+    """Wait for every W&B run still starting in the background (see :meth:`WandbLogger.wait`);
+    a run that failed to start is logged, not raised: the caller is closing the job."""
+    for logger in list(_starting):
+        try:
+            logger.wait()
+        except RuntimeError as error:
+            log.error("%s", error)
