@@ -1,8 +1,8 @@
 """The W&B run starts in a background thread (seglab.tracking.WandbLogger): the job does not wait
-for it, whatever needs the run waits, hyperparameters logged meanwhile arrive first, a failure to
-start is raised where the run is used, and a job that ends before using its run still finishes
-it complete. A command line with secrets starts the run in the foreground (argv is hidden only
-then)."""
+for it, hyperparameters and metrics logged meanwhile are queued and written in order, using the
+run waits for it, a failure to start is raised where the run is used next, and a job that ends
+before using its run still finishes it complete. A command line with secrets starts the run in
+the foreground (argv is hidden only then)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import wandb
 
 from seglab import tracking
 from seglab.tracking import WandbLogger
-from seglab.tracking.wandb_logger import wait_for_background_starts
+from seglab.tracking.wandb_logger import StartingRun, wait_for_background_starts
 from seglab.train import run_task
 
 from .helpers import wandb_records
@@ -32,6 +32,11 @@ class FakeConfig:
 class FakeRun:
     def __init__(self):
         self.config = FakeConfig()
+        self.logged: list[dict] = []
+        self.tags = ()
+
+    def log(self, row):
+        self.logged.append(dict(row))
 
 
 @pytest.fixture
@@ -50,15 +55,24 @@ def held_init(monkeypatch):
     return release, calls, run
 
 
-def test_start_returns_at_once_and_queued_hyperparameters_arrive_first(held_init):
+def test_start_returns_at_once_and_what_is_logged_meanwhile_is_written_in_order(held_init):
     release, calls, run = held_init
     logger = WandbLogger(project="seglab")
     logger.start()  # returns while wandb.init is still held
     logger.log_hyperparams({"lr": 0.1})
-    assert logger._experiment is None and run.config.updates == []
-    release.set()
-    assert logger.experiment is run  # waits for the start, then writes the queue
+    logger.log_metrics({"lr-AdamW": 0.1}, step=0)
+    assert isinstance(logger.experiment, StartingRun)  # as Lightning's fit set-up touches it
+    assert logger._experiment is None and run.config.updates == [] and run.logged == []
+    threading.Timer(0.2, release.set).start()
+    logger.experiment.tags = ("first",)  # using the stand-in waits for the run
+    assert run.tags == ("first",)
+    logger.log_metrics({"train/loss": 0.5}, step=10)  # the queue first, then this
     assert run.config.updates == [{"lr": 0.1}]
+    assert run.logged == [
+        {"lr-AdamW": 0.1, "trainer/global_step": 0},
+        {"train/loss": 0.5, "trainer/global_step": 10},
+    ]
+    assert logger.experiment is run
     logger.log_hyperparams({"depth": 3})  # started: written at once
     assert run.config.updates == [{"lr": 0.1}, {"depth": 3}]
     assert calls == ["wandb-start"]
@@ -81,7 +95,7 @@ def test_a_run_that_cannot_start_fails_where_it_is_used_naming_the_cause(monkeyp
     logger = WandbLogger(project="seglab")
     logger.start()
     with pytest.raises(RuntimeError, match="W&B run could not start: entity 'nobody' not found"):
-        _ = logger.experiment
+        logger.experiment.log({"train/loss": 0.5})
     # closing a job whose run failed to start logs the cause and does not raise again
     failed = WandbLogger(project="seglab")
     failed.start()
@@ -95,9 +109,11 @@ def test_finishing_a_job_waits_for_a_run_nothing_used(held_init):
     logger = WandbLogger(project="seglab")
     logger.start()
     logger.log_hyperparams({"lr": 0.1})
+    logger.log_metrics({"lr-AdamW": 0.1}, step=0)
     threading.Timer(0.2, release.set).start()
-    tracking.finish(1)  # e.g. the job failed before its first logged metric
+    tracking.finish(1)  # e.g. the job failed before the run was up
     assert run.config.updates == [{"lr": 0.1}]
+    assert run.logged == [{"lr-AdamW": 0.1, "trainer/global_step": 0}]
 
 
 def recording_init(monkeypatch, check=lambda: None) -> list[str]:
