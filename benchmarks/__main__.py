@@ -48,8 +48,8 @@ def summary(results: dict) -> str:
     if "startup" in results:
         r = results["startup"]
         first = r["phases"].get("total to the first step's end", float("nan"))
-        lines.append(f"| `python train.py --help` | {r['python train.py --help']:.2f} s |")
         job = r["phases"].get("total to the job's end", float("nan"))
+        lines.append(f"| `python train.py --help` | {r['python train.py --help']:.2f} s |")
         lines.append(f"| `python train.py` to the first step's end | {first:.2f} s |")
         lines.append(f"| `python train.py` (one step) to the job's end | {job:.2f} s |")
     for row in results.get("isbi", []):

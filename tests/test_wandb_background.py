@@ -34,6 +34,7 @@ class FakeRun:
         self.config = FakeConfig()
         self.logged: list[dict] = []
         self.tags = ()
+        self.id, self.name = "fake01", "unet"
 
     def log(self, row):
         self.logged.append(dict(row))
@@ -87,6 +88,27 @@ def test_start_in_the_foreground_starts_the_run_in_the_calling_thread(held_init)
     assert calls == [threading.current_thread().name]
 
 
+def test_tensorboard_sync_starts_the_run_in_the_calling_thread(held_init):
+    release, calls, run = held_init
+    release.set()
+    logger = WandbLogger(project="seglab", sync_tensorboard=True)
+    logger.start()  # W&B must patch TensorBoard before any writer exists
+    assert logger._experiment is run and calls == [threading.current_thread().name]
+
+
+def test_pickling_the_logger_waits_for_the_run_and_leaves_the_thread_out(held_init):
+    # (Lightning pickles loggers for strategy=ddp_spawn; the spawned processes attach to the run)
+    release, _, run = held_init
+    logger = WandbLogger(project="seglab")
+    logger.start()
+    logger.log_hyperparams({"lr": 0.1})
+    threading.Timer(0.2, release.set).start()
+    state = logger.__getstate__()
+    assert state["_start_thread"] is None and state["_queued"] == []
+    assert state["_id"] == "fake01" and state["_experiment"] is None
+    assert run.config.updates == [{"lr": 0.1}]
+
+
 def test_a_run_that_cannot_start_fails_where_it_is_used_naming_the_cause(monkeypatch, caplog):
     def init(**kwargs):
         raise wandb.errors.CommError("entity 'nobody' not found")
@@ -96,6 +118,12 @@ def test_a_run_that_cannot_start_fails_where_it_is_used_naming_the_cause(monkeyp
     logger.start()
     with pytest.raises(RuntimeError, match="W&B run could not start: entity 'nobody' not found"):
         logger.experiment.log({"train/loss": 0.5})
+    # the training's next logging call is where a job finds out
+    logging_too = WandbLogger(project="seglab")
+    logging_too.start()
+    logging_too._start_thread.join()
+    with pytest.raises(RuntimeError, match="could not start: entity 'nobody' not found"):
+        logging_too.log_metrics({"train/loss": 0.5}, step=10)
     # closing a job whose run failed to start logs the cause and does not raise again
     failed = WandbLogger(project="seglab")
     failed.start()

@@ -133,10 +133,8 @@ class WandbLogger(LightningWandbLogger):
         super().finalize(status)
 
     def __getstate__(self) -> dict[str, Any]:
-        self.wait()
-        state = super().__getstate__()  # starts the run: the spawned processes attach to it
-        state.update(_start_thread=None, _start_error=None, _queued=[])
-        return state
+        self.wait()  # no thread in the state; the spawned processes attach to the started run
+        return super().__getstate__()
 
 
 def wait_for_background_starts() -> None:
