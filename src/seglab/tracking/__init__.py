@@ -6,8 +6,6 @@
 - :mod:`~seglab.tracking.run`: :func:`prepare` (mode + the W&B logger's name, group, job type and
   resume id), :func:`record_versions` (``versions.yaml``), :func:`log_hyperparameters`,
   :func:`wandb_loggers`, :func:`finish`;
-- :mod:`~seglab.tracking.wandb_logger`: :class:`WandbLogger`, Lightning's with the run started in
-  a background thread (the W&B start overlaps the first training steps);
 - :mod:`~seglab.tracking.jobs`: the W&B runs of eval / predict jobs (in the training run's group)
   and the predictions table;
 - :mod:`~seglab.tracking.task`: :func:`task_wrapper`, which finishes the W&B run with the task's
@@ -24,10 +22,8 @@ from seglab.tracking.run import (
     wandb_loggers,
 )
 from seglab.tracking.task import exit_code, task_wrapper
-from seglab.tracking.wandb_logger import WandbLogger
 
 __all__ = [
-    "WandbLogger",
     "WandbMode",
     "complete_wandb_config",
     "ensure_wandb_mode",

@@ -18,7 +18,6 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.sweeps.context import distinguishing_overrides, sweep_dir, task_overrides
-from seglab.tracking import wandb_logger
 from seglab.tracking.mode import WandbMode, ensure_wandb_mode
 from seglab.tracking.run_info import (
     data_fingerprint,
@@ -132,13 +131,8 @@ def log_hyperparameters(
     nothing on the other ranks, so they need not run git or hash the data files either."""
     hparams = run_hparams(cfg, net, datamodule)
     wandb = wandb_loggers(trainer)
-    # the W&B run starts here and records the command line: without secrets. It starts in the
-    # background (overlapping the first steps) unless the command line holds secrets, which are
-    # hidden only while this block runs.
-    with redacted_argv(secret_values(OmegaConf.to_container(cfg, resolve=True))) as hidden:
-        for logger in wandb:
-            if isinstance(logger, wandb_logger.WandbLogger):
-                logger.start(background=not hidden)
+    # the W&B run starts here (at its first use) and records the command line: without secrets
+    with redacted_argv(secret_values(OmegaConf.to_container(cfg, resolve=True))):
         for logger in trainer.loggers:
             # W&B: flat keys (model.depth, optimizer.lr, ...) are dashboard columns as they are
             logger.log_hyperparams(flatten(hparams) if logger in wandb else hparams)
@@ -159,7 +153,6 @@ def finish(exit_code: int = 0, interrupted: str | None = None) -> None:
     dashboard), so the next task or multirun job starts clean. An interrupted run (it can be
     resumed) is finished with exit code 0 and ``interrupted: <signal>`` in its summary (False once
     a resumed run finishes)."""
-    wandb_logger.wait_for_background_starts()
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         if interrupted:

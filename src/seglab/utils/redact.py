@@ -92,14 +92,13 @@ def redact(value: Any, values: Iterable[str] | None = None) -> Any:
 
 
 @contextlib.contextmanager
-def redacted_argv(values: Iterable[str] = ()) -> Iterator[bool]:
+def redacted_argv(values: Iterable[str] = ()) -> Iterator[None]:
     """``sys.argv`` with secrets hidden for the duration (W&B records the command line of the
-    run when it starts); restored after, so DDP's extra processes get the real one. Yields whether
-    anything was hidden."""
+    run when it starts); restored after, so DDP's extra processes get the real one."""
     argv = sys.argv
     sys.argv = [redact_text(arg, values) for arg in argv]
     try:
-        yield sys.argv != argv
+        yield
     finally:
         sys.argv = argv
 
