@@ -4,9 +4,9 @@ these check the scripts, not the figures)."""
 import pytest
 import torch
 
-from benchmarks import argmax, flops, overhead
+from benchmarks import argmax, flops, overhead, startup
 
-from .conftest import TINY_DATA, TINY_MODEL
+from .conftest import REPO_ROOT, TINY, TINY_DATA, TINY_MODEL
 
 
 @pytest.fixture
@@ -60,3 +60,16 @@ def test_the_argmax_benchmark_times_both_ways_on_each_shape_dtype_and_layout(kee
     assert len(rows) == 4  # fp32 / bf16 x NCHW / channels_last
     assert all(row["argmax ms"] > 0 and row["max().indices ms"] > 0 for row in rows)
     assert "| 2x3x8x8 | bfloat16 | channels_last |" in argmax.table(rows)
+
+
+@pytest.mark.slow
+def test_startup_times_the_phases_to_the_first_step_and_to_the_jobs_end():
+    result = startup.measure(REPO_ROOT, 1, 3, [*TINY, "logger=csv", "trainer.max_steps=3"])
+    phases = result["phases"]
+    assert 0 < phases[startup.TOTAL] < phases[startup.JOB_TOTAL]
+    assert phases["first training step"] > 0
+    assert phases["after the first step: the fit's end, closing the W&B run"] > 0
+    table = startup.table([result], ["this #1"])
+    assert "| **`python train.py` to the end of the first step** |" in table
+    assert "| **`python train.py` to the job's end** |" in table
+    assert len(result["imports"]) == 3
