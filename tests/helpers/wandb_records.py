@@ -2,7 +2,9 @@
 
 The file is a LevelDB-style log: a 7-byte header (``:W&B``, 0xBEE1, version), then 32 KiB blocks
 of chunks, each with a 7-byte header (crc32 u32, length u16, type u8: 1 full, 2 first, 3 middle,
-4 last) whose payloads join into serialised ``wandb_internal_pb2.Record`` messages.
+4 last) whose payloads join into serialised ``wandb_internal_pb2.Record`` messages. The crc32 is
+zlib's over the payload, seeded with the crc32 of the type byte. wandb (0.31) writes the file from
+its Go service and ships no Python reader, hence this one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+import zlib
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -29,12 +32,14 @@ def read_records(path: str | Path) -> list[wandb_internal_pb2.Record]:
         if room < HEADER:
             offset += room
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[offset : offset + HEADER])
+        crc, length, kind = struct.unpack("<IHB", data[offset : offset + HEADER])
         payload = data[offset + HEADER : offset + HEADER + length]
         offset += HEADER + length
         if kind == 0 and length == 0:
             offset += BLOCK - offset % BLOCK if offset % BLOCK else 0
             continue
+        if len(payload) < length or crc != zlib.crc32(payload, zlib.crc32(bytes([kind]))):
+            break  # the chunk wandb's service is writing now: the records before it are whole
         if kind in (FULL, FIRST):
             pending = payload
         else:
@@ -72,8 +77,15 @@ def _updates(records, kind: str) -> dict:
 
 
 def config(records) -> dict:
-    """The run config as logged (keys as given to ``wandb.config``)."""
-    return _updates(records, "config")
+    """The run config as logged: the keys given to ``wandb.init(config=...)``, then
+    ``wandb.config``."""
+    runs = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    at_init = {
+        item.key or "/".join(item.nested_key): json.loads(item.value_json)
+        for run in runs[:1]
+        for item in run.config.update
+    }
+    return at_init | _updates(records, "config")
 
 
 def summary(records) -> dict:
