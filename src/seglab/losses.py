@@ -11,18 +11,59 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.border_weights import border_weights
+
 
 class CrossEntropyLoss(nn.CrossEntropyLoss):
-    """Per-pixel softmax cross-entropy, as in the U-Net paper, with optional class weights."""
+    """Per-pixel softmax cross-entropy, as in the U-Net paper, with optional class weights and the
+    paper's border weights (:mod:`seglab.border_weights`).
+
+    Args:
+        border_w0: the border term's height (the paper: 10); 0 turns the border weights off.
+        border_sigma: its width in pixels (the paper: 5).
+        border_objects_class: the class whose connected components are the objects to separate
+            (ISBI 2012: the cells, class 0 ``background``; the gaps are the membrane).
+    """
 
     def __init__(
         self,
         class_weights: Sequence[float] | None = None,
         ignore_index: int = 255,
         label_smoothing: float = 0.0,
+        border_w0: float = 0.0,
+        border_sigma: float = 5.0,
+        border_objects_class: int = 0,
     ):
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         super().__init__(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+        if border_w0 < 0 or border_sigma <= 0:
+            raise ValueError(
+                f"border_w0={border_w0} and border_sigma={border_sigma}: the border weights need "
+                "border_w0 >= 0 (0 turns them off) and border_sigma > 0 (pixels; the paper: 5)"
+            )
+        self.border_w0 = border_w0
+        self.border_sigma = border_sigma
+        self.border_objects_class = border_objects_class
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if not self.border_w0:
+            return super().forward(logits, target)
+        per_pixel = F.cross_entropy(
+            logits,
+            target,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            reduction="none",
+        )
+        weights = border_weights(
+            target, self.border_objects_class, self.border_w0, self.border_sigma
+        )
+        valid = target != self.ignore_index
+        if self.weight is not None:
+            # as torch's weighted mean: sum(w_class * loss) / sum(w_class) over the valid pixels
+            weights = weights * self.weight.to(weights.dtype)[torch.where(valid, target, 0)]
+        weights = weights * valid
+        return (per_pixel * weights).sum() / weights.sum().clamp_min(torch.finfo(weights.dtype).eps)
 
 
 class DiceLoss(nn.Module):
@@ -60,7 +101,8 @@ class DiceLoss(nn.Module):
 
 
 class DiceCELoss(nn.Module):
-    """``ce_weight * cross-entropy + dice_weight * Dice`` (the nnU-Net default)."""
+    """``ce_weight * cross-entropy + dice_weight * Dice`` (the nnU-Net default); the ``border_*``
+    arguments weight the cross-entropy as :class:`CrossEntropyLoss`'s."""
 
     def __init__(
         self,
@@ -69,9 +111,18 @@ class DiceCELoss(nn.Module):
         ce_weight: float = 1.0,
         dice_weight: float = 1.0,
         include_background: bool = False,
+        border_w0: float = 0.0,
+        border_sigma: float = 5.0,
+        border_objects_class: int = 0,
     ):
         super().__init__()
-        self.ce = CrossEntropyLoss(class_weights, ignore_index)
+        self.ce = CrossEntropyLoss(
+            class_weights,
+            ignore_index,
+            border_w0=border_w0,
+            border_sigma=border_sigma,
+            border_objects_class=border_objects_class,
+        )
         self.dice = DiceLoss(ignore_index, include_background)
         self.ce_weight = ce_weight
         self.dice_weight = dice_weight
