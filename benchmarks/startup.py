@@ -15,6 +15,10 @@ first training step, broken down by phase (one process each, the default config)
   (``trainer.max_steps=1``, ``test=false``, no early stopping; W&B offline);
 - imports: the packages with the largest cumulative import time (``-X importtime``) of
   ``import seglab.train`` and of ``python train.py --help``;
+- layers: the heavy imports one after the other in one fresh process (``LAYERS``), each timed
+  alone, so that what a later one adds is not counted again. ``torch._dynamo`` is its own layer:
+  torch imports it when the first optimizer is built (``Optimizer.add_param_group`` is wrapped in
+  ``torch._disable_dynamo``), so every training run pays for it, whoever imports it first;
 - ``--baseline DIR``: another checkout of seglab (e.g. ``git worktree add /tmp/before <commit>``)
   measured the same way, run by run interleaved with this one (baseline, this, baseline, this),
   so that both see the same machine load; the table has one column per run.
@@ -59,6 +63,23 @@ EVENTS = [
     ("first step ends", "first training step"),
     ("job ends", "after the first step: the fit's end, closing the W&B run"),
 ]
+# (import, label): timed one after the other in one process
+LAYERS = [
+    ("torch", "torch"),
+    ("torch._dynamo", "torch._dynamo (the first torch.optim optimizer imports it)"),
+    ("torchvision", "torchvision (torchmetrics imports it when installed)"),
+    ("lightning", "lightning (torchmetrics included)"),
+    ("seglab.train", "seglab.train (the rest: Hydra, albumentations, seglab)"),
+]
+LAYER_CODE = """
+import json, sys, time
+seconds = {}
+for name in sys.argv[1:]:
+    start = time.perf_counter()
+    __import__(name)
+    seconds[name] = time.perf_counter() - start
+print(json.dumps(seconds))
+"""
 TOTAL = "total to the first step's end"
 JOB_TOTAL = "total to the job's end"
 
@@ -195,6 +216,15 @@ def imports(argv: list[str], env: dict[str, str], top: int) -> list[tuple[str, f
     return sorted(totals.items(), key=lambda item: -item[1])[:top]
 
 
+def layers(env: dict[str, str]) -> dict[str, float]:
+    """Seconds of each of ``LAYERS``, imported in order in one fresh process."""
+    command = [sys.executable, "-c", LAYER_CODE, *(name for name, _ in LAYERS)]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"timing the imports failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def measure(checkout: Path, repeats: int, top: int, overrides: list[str]) -> dict:
     """One measurement of ``checkout`` (its ``src`` imported, run from this checkout)."""
     env = env_for(checkout)
@@ -216,6 +246,7 @@ def measure(checkout: Path, repeats: int, top: int, overrides: list[str]) -> dic
         "phases": phases,
         "imports": imports(["-c", "import seglab.train"], env, top),
         "help imports": imports([script, "--help"], env, top),
+        "layers": layers(env),
     }
 
 
@@ -238,6 +269,12 @@ def table(results: list[dict], names: list[str]) -> str:
     for key, label in ((TOTAL, "the end of the first step"), (JOB_TOTAL, "the job's end")):
         totals = [r["phases"].get(key, float("nan")) + r["python -c pass"] for r in results]
         row(f"`python train.py` to {label}", totals, bold=True)
+    lines += ["", "| imports one after the other in one process (s) | " + " | ".join(names) + " |"]
+    lines.append("| --- |" + " ---: |" * len(results))
+    for name, label in LAYERS:
+        lines.append(
+            f"| {label} | " + " | ".join(f"{r['layers'][name]:.2f}" for r in results) + " |"
+        )
     for key, title in (("imports", "`import seglab.train`"), ("help imports", "`--help`")):
         lines += ["", f"| slowest imports of {title} (cumulative s) | " + " | ".join(names) + " |"]
         lines.append("| --- |" + " --- |" * len(results))

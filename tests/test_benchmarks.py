@@ -73,3 +73,6 @@ def test_startup_times_the_phases_to_the_first_step_and_to_the_jobs_end():
     assert "| **`python train.py` to the end of the first step** |" in table
     assert "| **`python train.py` to the job's end** |" in table
     assert len(result["imports"]) == 3
+    assert set(result["layers"]) == {name for name, _ in startup.LAYERS}
+    assert all(seconds > 0 for seconds in result["layers"].values())
+    assert "| torch._dynamo (the first torch.optim optimizer imports it) |" in table
