@@ -146,6 +146,12 @@ def test_border_weight_settings_out_of_range_are_named(bad):
         CrossEntropyLoss(**bad)
 
 
+def test_border_objects_of_a_class_the_logits_lack_are_named():
+    logits, mask = torch.zeros(1, 2, 8, 8), torch.zeros(1, 8, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match="border_objects_class=2 is not one of the 2 classes"):
+        CrossEntropyLoss(border_w0=10, border_objects_class=2)(logits, mask)
+
+
 def test_a_run_trains_with_the_border_weighted_loss(tiny_cfg):
     from seglab.train import run_task
 

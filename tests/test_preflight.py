@@ -88,6 +88,16 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
             ["data.samples_per_epoch=0"],
             r"data\.samples_per_epoch=0 must be at least 1: .*samples_per_epoch=200",
         ),
+        "class_weights": (
+            ["loss.class_weights=[1,2]"],
+            rf"loss\.class_weights=\[1, 2\] has 2 value\(s\) but the data has {classes} classes "
+            rf"\(0 background, .*\): give one weight per class, .*loss\.class_weights=\[1(,1)+\]",
+        ),
+        "border_objects_class": (
+            ["loss.border_w0=10", f"loss.border_objects_class={classes}"],
+            rf"loss\.border_objects_class={classes} is not a class of the data \(0 background, "
+            r".*\): name the class .*loss\.border_objects_class=0",
+        ),
         "time_schedule": (
             ["scheduler=time_cosine"],
             r"scheduler=time_cosine decays over trainer\.max_time, which is not set: .*"

@@ -48,6 +48,12 @@ class CrossEntropyLoss(nn.CrossEntropyLoss):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if not self.border_w0:
             return super().forward(logits, target)
+        if not 0 <= self.border_objects_class < logits.shape[1]:
+            raise ValueError(
+                f"border_objects_class={self.border_objects_class} is not one of the "
+                f"{logits.shape[1]} classes of the logits: name the class of the objects to "
+                "separate (0 to number of classes - 1)"
+            )
         per_pixel = F.cross_entropy(
             logits,
             target,

@@ -64,6 +64,7 @@ def check_config(cfg: DictConfig) -> None:
         check_number(cfg, number)
     check_accelerator(cfg.get("trainer") or {})
     check_time_schedule(cfg)
+    check_loss_classes(cfg)
     output_dir = OmegaConf.select(cfg, "paths.output_dir")
     if output_dir:
         check_writable(output_dir, "paths.output_dir", "paths.log_dir=<a writable folder>")
@@ -119,6 +120,35 @@ def check_time_schedule(cfg: DictConfig) -> None:
             "scheduler=time_cosine decays over trainer.max_time, which is not set: add a budget, "
             f"e.g. {command('scheduler=time_cosine', 'trainer.max_time=00:00:10:00')}, or use "
             "scheduler=warmup_cosine (over the run's steps)"
+        )
+
+
+def check_loss_classes(cfg: DictConfig) -> None:
+    """The loss's per-class values must fit the data's classes: one class weight per class, and
+    border weights between objects of a class that exists."""
+    try:
+        classes = OmegaConf.select(cfg, "data.class_names", default=None)
+    except Exception:  # an interpolation that cannot resolve is named where it is used
+        return
+    if not classes or OmegaConf.select(cfg, "loss", default=None) is None:
+        return
+    count, names = len(classes), ", ".join(f"{i} {name}" for i, name in enumerate(classes))
+    weights = OmegaConf.select(cfg, "loss.class_weights", default=None)
+    if weights is not None and len(weights) != count:
+        ones = ",".join("1" for _ in classes)
+        raise ConfigError(
+            f"loss.class_weights={list(weights)} has {len(weights)} value(s) but the data has "
+            f"{count} classes ({names}): give one weight per class, e.g. "
+            f"{command(f'loss.class_weights=[{ones}]')} (seglab-inspect suggests them), or "
+            "loss.class_weights=null"
+        )
+    border_w0 = OmegaConf.select(cfg, "loss.border_w0", default=0)
+    objects = OmegaConf.select(cfg, "loss.border_objects_class", default=0)
+    if border_w0 and not (isinstance(objects, int) and 0 <= objects < count):
+        raise ConfigError(
+            f"loss.border_objects_class={objects} is not a class of the data ({names}): name "
+            "the class whose touching objects the border weights separate, e.g. "
+            f"{command('loss.border_objects_class=0')}"
         )
 
 
