@@ -64,16 +64,19 @@ def exact_border_map(target, objects_class, w0, sigma):
     return 1 + w0 * np.exp(-((distances[0] + distances[1]) ** 2) / (2 * sigma**2))
 
 
-def cells_and_membranes(seed=0, size=96):
-    """An ISBI-like mask: cells (0) parted by membranes (1) of 1-4 px, with a void pixel block."""
+def cells_and_membranes(seed=0, size=96, width=None):
+    """An ISBI-like (size, width) mask: cells (0) parted by membranes (1) of 1-4 px, with a void
+    pixel block."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    mask = np.zeros((size, size), np.int64)
+    width = width or size
+    mask = np.zeros((size, width), np.int64)
     for _ in range(6):
-        row, col, width = rng.integers(5, size - 5), rng.integers(5, size - 5), rng.integers(1, 5)
-        mask[row : row + width, :] = 1
-        mask[:, col : col + width] = 1
+        row, col = rng.integers(5, size - 5), rng.integers(5, width - 5)
+        width_px = rng.integers(1, 5)
+        mask[row : row + width_px, :] = 1
+        mask[:, col : col + width_px] = 1
     mask[:3, :3] = 255
     return mask
 
@@ -83,8 +86,8 @@ def test_border_weight_map_is_the_papers_eq_2():
 
     from seglab.border_weights import border_weight_map
 
-    for seed in range(3):
-        mask = cells_and_membranes(seed)
+    for seed, (height, width) in enumerate([(96, 96), (72, 120), (121, 67)]):  # not square too
+        mask = cells_and_membranes(seed, height, width)
         fast = border_weight_map(mask, objects_class=0, w0=10, sigma=5)
         exact = exact_border_map(mask, 0, 10, 5)
         # the box margin of 4 sigma leaves out terms below w0 * exp(-8)
