@@ -64,16 +64,16 @@ def exact_border_map(target, objects_class, w0, sigma):
     return 1 + w0 * np.exp(-((distances[0] + distances[1]) ** 2) / (2 * sigma**2))
 
 
-def cells_and_membranes(seed=0, size=96, width=None):
-    """An ISBI-like (size, width) mask: cells (0) parted by membranes (1) of 1-4 px, with a void
-    pixel block."""
+def cells_and_membranes(seed=0, height=96, width=None):
+    """An ISBI-like (height, width) mask (square unless width is given): cells (0) parted by
+    membranes (1) of 1-4 px, with a void pixel block."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    width = width or size
-    mask = np.zeros((size, width), np.int64)
+    width = width or height
+    mask = np.zeros((height, width), np.int64)
     for _ in range(6):
-        row, col = rng.integers(5, size - 5), rng.integers(5, width - 5)
+        row, col = rng.integers(5, height - 5), rng.integers(5, width - 5)
         width_px = rng.integers(1, 5)
         mask[row : row + width_px, :] = 1
         mask[:, col : col + width_px] = 1
@@ -107,7 +107,7 @@ def test_border_weights_are_one_with_fewer_than_two_objects():
     one_cell[:, :3] = 1
     assert (border_weight_map(one_cell, 0) == 1).all()
     assert (border_weight_map(np.ones((20, 30), np.int64), 0) == 1).all()  # no object at all
-    batch = torch.from_numpy(np.stack([one_cell, cells_and_membranes(size=30)[:20]]))
+    batch = torch.from_numpy(np.stack([one_cell, cells_and_membranes(height=30)[:20]]))
     weights = border_weights(batch, objects_class=0)
     assert weights.shape == (2, 20, 30) and (weights[0] == 1).all() and weights[1].max() > 2
 

@@ -175,6 +175,16 @@ def test_a_valid_config_passes(tiny_cfg):
     check_config(tiny_cfg("optimizer.lr=1", "trainer.max_epochs=-1"))  # an int lr is a number
 
 
+@pytest.mark.parametrize("objects_class", ["true", "-1", "1.5"])
+def test_a_border_objects_class_that_is_no_class_index_is_named(tiny_cfg, objects_class):
+    check_config(tiny_cfg("loss.border_w0=10", "loss.border_objects_class=3"))  # the last class
+    check_config(tiny_cfg(f"loss.border_objects_class={objects_class}"))  # border weights off
+    with pytest.raises(
+        ConfigError, match="loss.border_objects_class=.* is not a class of the data"
+    ):
+        check_config(tiny_cfg("loss.border_w0=10", f"loss.border_objects_class={objects_class}"))
+
+
 def test_a_checkpoint_of_another_network_is_named(tiny_cfg, tmp_path):
     cfg = tiny_cfg()
     deeper = save_net(hydra.utils.instantiate(cfg.model, depth=3), tmp_path / "deeper.ckpt")

@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from seglab.checkpoints import read_checkpoint
 
@@ -128,7 +129,7 @@ def check_loss_classes(cfg: DictConfig) -> None:
     border weights between objects of a class that exists."""
     try:
         classes = OmegaConf.select(cfg, "data.class_names", default=None)
-    except Exception:  # an interpolation that cannot resolve is named where it is used
+    except OmegaConfBaseException:  # an interpolation that cannot resolve: named where used
         return
     if not classes or OmegaConf.select(cfg, "loss", default=None) is None:
         return
@@ -144,7 +145,8 @@ def check_loss_classes(cfg: DictConfig) -> None:
         )
     border_w0 = OmegaConf.select(cfg, "loss.border_w0", default=0)
     objects = OmegaConf.select(cfg, "loss.border_objects_class", default=0)
-    if border_w0 and not (isinstance(objects, int) and 0 <= objects < count):
+    whole = isinstance(objects, int) and not isinstance(objects, bool)
+    if border_w0 and not (whole and 0 <= objects < count):
         raise ConfigError(
             f"loss.border_objects_class={objects} is not a class of the data ({names}): name "
             "the class whose touching objects the border weights separate, e.g. "
